@@ -1,0 +1,3 @@
+from medresearcher.cli import main
+
+main()

@@ -1,0 +1,79 @@
+"""``medresearcher demo``: the offline tour that ``make demo`` runs.
+
+It runs every stage that has an honest model-free method on the bundled data and says,
+for each stage that needs a model, that it needs one. As stages land, they join the tour.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.panel import Panel
+from rich.table import Table
+
+from medresearcher import __version__
+from medresearcher.cli.state import console, state_of
+from medresearcher.workspace import Run
+
+# (stage, command, status) — the pipeline of ARCHITECTURE.md §1 and where each part stands.
+STAGES = [
+    ("configuration, workspace, LLM gateway", "medresearcher config show / llm ping", "ready"),
+    ("medical data bundle and live connectors", "medresearcher data ...", "planned"),
+    ("PrivateMedicalRetriever (λ·Rel + (1−λ)·Auth)", "medresearcher index / search", "planned"),
+    ("knowledge graph of rare entities", "medresearcher kg ...", "planned"),
+    ("subgraph sampling, longest valid chain", "medresearcher sample ...", "planned"),
+    ("QA synthesis (template offline, LLM writer)", "medresearcher qa ...", "planned"),
+    ("agent and tools (ReAct)", "medresearcher agent ...", "planned"),
+    ("trajectory synthesis (MTG, α = 0.7)", "medresearcher traj ...", "planned"),
+    ("evaluation (rules + LLM judge, pass@k)", "medresearcher eval ...", "planned"),
+    ("training on TRL / verl", "medresearcher train ...", "planned"),
+    ("web UI", "medresearcher web", "planned"),
+]
+
+
+def demo(ctx: typer.Context) -> None:
+    """Run the offline demo: everything that needs no model, on the bundled data."""
+    state = state_of(ctx)
+    settings = state.settings
+    console.print(
+        Panel.fit(
+            f"[bold]medresearcher {__version__}[/] — build, train and evaluate medical "
+            "deep-research agents\n(knowledge graph → multi-hop QA → agent trajectories → "
+            "training → evaluation).\n[dim]Research software, not clinical advice.[/]",
+            border_style="cyan",
+        )
+    )
+    ws = state.ws.ensure()
+    with Run(ws, "demo", settings) as run:
+        table = Table(title="pipeline stages", title_justify="left")
+        table.add_column("stage")
+        table.add_column("command")
+        table.add_column("status")
+        for stage, command, status in STAGES:
+            colour = "green" if status == "ready" else "yellow"
+            table.add_row(stage, command, f"[{colour}]{status}[/]")
+            run.count(f"stages_{status}")
+        console.print(table)
+
+        console.print(f"\n[bold]workspace[/] {Path(ws.root).resolve()}")
+        console.print(
+            f"[bold]config[/]    {settings.source or 'built-in defaults (no medresearcher.toml)'}"
+        )
+        if settings.llm:
+            names = ", ".join(sorted(settings.llm))
+            console.print(
+                f"[bold]models[/]    endpoints configured: {names} "
+                "(check one with [cyan]medresearcher llm ping[/])"
+            )
+        else:
+            console.print(
+                "[bold]models[/]    none configured, so this demo runs offline: stages that need "
+                "a model say so and stop; nothing fakes a model's answer.\n"
+                "          To add one: [cyan]medresearcher config init[/], edit base_url/model, "
+                "then [cyan]medresearcher llm ping[/]."
+            )
+    console.print(
+        f"\nrecorded as run [bold]{run.run_id}[/] — see [cyan]medresearcher runs show "
+        f"{run.run_id}[/]"
+    )

@@ -1,0 +1,85 @@
+"""``medresearcher llm``: talk to the configured model endpoints."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import typer
+from rich.table import Table
+
+from medresearcher.cli.state import CliState, console, state_of
+from medresearcher.errors import ConfigError
+from medresearcher.llm import ChatResult, LLMGateway
+from medresearcher.workspace import Run
+
+app = typer.Typer(help="Check and use the configured LLM endpoints.", no_args_is_help=True)
+
+PING_MESSAGES = [{"role": "user", "content": "Reply with the single word: pong"}]
+
+
+@app.command("ping")
+def ping(
+    ctx: typer.Context,
+    endpoint: str | None = typer.Option(
+        None,
+        "--endpoint",
+        "-e",
+        help="Endpoint name ([llm.<name>]); default: the only one, or 'agent'.",
+    ),
+    retries: int = typer.Option(0, help="Retries on 429/5xx/timeouts before giving up."),
+    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+) -> None:
+    """One round trip to an endpoint: served model, latency and tokens. Recorded as a run."""
+    state = state_of(ctx)
+    name = endpoint or default_endpoint(state)
+    state.settings.endpoint(name)  # an unknown name fails here, listing the known ones
+    with Run(state.ws, "llm-ping", state.settings) as run:
+        result, usage = asyncio.run(_ping(state, name, retries))
+        run.count("calls")
+        run.timing("latency_s", result.latency_s)
+        run.record_usage(usage)
+    if as_json:
+        console.print_json(
+            json.dumps(
+                {
+                    "endpoint": name,
+                    "run": run.run_id,
+                    **result.to_dict(),
+                    "latency_s": round(result.latency_s, 4),
+                }
+            )
+        )
+        return
+    table = Table(show_header=False, title=f"llm ping: {name}", title_justify="left")
+    ep = state.settings.endpoint(name)
+    rows = [
+        ("url", ep.base_url),
+        ("model", result.model or ep.model),
+        ("latency", f"{result.latency_s * 1000:.0f} ms"),
+        ("tokens", f"{result.prompt_tokens} in / {result.completion_tokens} out"),
+        ("reply", (result.content or "").strip()[:80] or "(empty)"),
+        ("run", run.run_id),
+    ]
+    for key, value in rows:
+        table.add_row(key, value)
+    console.print(table)
+
+
+async def _ping(state: CliState, name: str, retries: int) -> tuple[ChatResult, dict]:
+    async with LLMGateway(state.settings, cache_mode="off") as gateway:
+        result = await gateway.chat(name, PING_MESSAGES, max_tokens=8, max_retries=retries)
+        return result, gateway.usage_report()
+
+
+def default_endpoint(state: CliState) -> str:
+    names = sorted(state.settings.llm)
+    if len(names) == 1:
+        return names[0]
+    if "agent" in names:
+        return "agent"
+    if not names:
+        state.settings.endpoint("agent")  # raises the "none configured" error
+    raise ConfigError(
+        f"several endpoints are configured ({', '.join(names)}): choose one with --endpoint"
+    )

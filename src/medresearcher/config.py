@@ -1,0 +1,270 @@
+"""Settings: ``medresearcher.toml`` overridden by ``MEDRESEARCHER_*`` environment variables.
+
+Precedence, lowest first: built-in defaults, the TOML file (``--config`` or
+``./medresearcher.toml``), then environment variables. Nested keys use a double
+underscore: ``MEDRESEARCHER_LLM__AGENT__BASE_URL`` sets ``[llm.agent] base_url``.
+
+API keys never live in the config: an endpoint names the environment variable that holds
+its key (``api_key_env``), so a config file or a run manifest can be shared safely.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from medresearcher.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+__all__ = [
+    "CacheSettings",
+    "EndpointSettings",
+    "Settings",
+    "load_settings",
+]
+
+ENV_PREFIX = "MEDRESEARCHER_"
+DEFAULT_CONFIG_NAME = "medresearcher.toml"
+# Environment variables with the prefix that are not settings.
+_NON_SETTING_ENV = {"MEDRESEARCHER_CONFIG"}
+
+
+class EndpointSettings(BaseModel):
+    """One named OpenAI-compatible endpoint (``[llm.<name>]``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    base_url: str = Field(description="OpenAI-compatible base URL, usually ending in /v1.")
+    model: str = Field(description="Model name the server knows.")
+    api_key_env: str | None = Field(
+        default=None,
+        description="Name of the environment variable holding the API key; "
+        "unset for local servers (vLLM, SGLang, Ollama), which get the dummy key 'EMPTY'.",
+    )
+    max_concurrency: int = Field(default=8, ge=1, description="Requests in flight at most.")
+    qps: float | None = Field(default=None, gt=0, description="Requests started per second.")
+    timeout_s: float = Field(default=120.0, gt=0, description="Per-attempt timeout.")
+    max_retries: int = Field(default=4, ge=0, description="Retries after the first attempt.")
+    retry_backoff_s: float = Field(
+        default=1.0, ge=0, description="First backoff; doubles per retry, with jitter."
+    )
+    retry_max_wait_s: float = Field(
+        default=60.0, ge=0, description="Longest wait between attempts, Retry-After included."
+    )
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    max_tokens: int | None = Field(default=None, ge=1)
+    tool_dialect: Literal["native", "hermes"] = Field(
+        default="native",
+        description="native: OpenAI tools/tool_calls; hermes: <tool_call> tags in the text.",
+    )
+    price_per_mtok_in: float | None = Field(
+        default=None, ge=0, description="USD per 1M input tokens."
+    )
+    price_per_mtok_out: float | None = Field(
+        default=None, ge=0, description="USD per 1M output tokens."
+    )
+    extra_body: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Server-specific request fields (top_k, chat_template_kwargs, ...).",
+    )
+
+    def api_key(self) -> str:
+        """The key from the environment; ``EMPTY`` for servers that need none."""
+        if not self.api_key_env:
+            return "EMPTY"
+        key = os.environ.get(self.api_key_env)
+        if not key:
+            raise ConfigError(
+                f"environment variable {self.api_key_env} is not set "
+                f"(named by api_key_env for model {self.model!r})"
+            )
+        return key
+
+
+class CacheSettings(BaseModel):
+    """The LLM response cache (``[cache]``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mode: Literal["off", "read-write", "replay"] = Field(
+        default="off",
+        description="off: always call the model; read-write: reuse identical requests; "
+        "replay: answer only from the cache and fail on a miss (exactly repeatable runs).",
+    )
+
+
+class Settings(BaseModel):
+    """The resolved configuration of one invocation."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    workspace: Path = Field(default=Path("workspace"), description="Where every artefact lives.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    cache: CacheSettings = Field(default_factory=CacheSettings)
+    llm: dict[str, EndpointSettings] = Field(default_factory=dict)
+
+    # Where the values came from, for messages; not a setting.
+    source: str | None = Field(default=None, exclude=True)
+
+    def endpoint(self, name: str) -> EndpointSettings:
+        """The endpoint called ``name``, or an error that lists the configured ones."""
+        if name in self.llm:
+            return self.llm[name]
+        where = self.source or f"./{DEFAULT_CONFIG_NAME}"
+        if not self.llm:
+            raise ConfigError(
+                f"unknown LLM endpoint {name!r}: no endpoints are configured "
+                f"(add an [llm.{name}] table to {where}; see medresearcher.example.toml)"
+            )
+        known = ", ".join(sorted(self.llm))
+        raise ConfigError(f"unknown LLM endpoint {name!r}; configured endpoints: {known}")
+
+
+def load_settings(
+    config_path: str | os.PathLike[str] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Read the TOML file and the environment into validated :class:`Settings`.
+
+    Parameters
+    ----------
+    config_path:
+        An explicit file, which must exist. Without it, ``$MEDRESEARCHER_CONFIG`` or
+        ``./medresearcher.toml`` is read when present, else the defaults apply.
+    environ:
+        The environment to read overrides from (``os.environ`` by default).
+    overrides:
+        Dotted keys set last, e.g. ``{"workspace": "/tmp/ws"}`` from a CLI flag.
+
+    Raises
+    ------
+    ConfigError
+        Naming the file (and line, when it can be found) or the environment variable and
+        the key whose value is wrong.
+    """
+    env = os.environ if environ is None else environ
+    path = _config_file(config_path, env)
+    data: dict[str, Any] = {}
+    text = ""
+    if path is not None:
+        text = path.read_text(encoding="utf-8")
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+
+    origins: dict[tuple[str, ...], str] = {}
+    for name, raw in sorted(env.items()):
+        if not name.startswith(ENV_PREFIX) or name in _NON_SETTING_ENV:
+            continue
+        keys = tuple(part.lower() for part in name[len(ENV_PREFIX) :].split("__"))
+        _set_nested(data, keys, _parse_env_value(raw), where=f"environment variable {name}")
+        origins[keys] = f"environment variable {name}"
+    for dotted, value in (overrides or {}).items():
+        keys = tuple(dotted.split("."))
+        _set_nested(data, keys, value, where=f"option {dotted}")
+        origins[keys] = f"option {dotted}"
+
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe_validation(exc, path, text, origins)) from None
+    settings.source = str(path) if path else None
+    return settings
+
+
+def _config_file(explicit: str | os.PathLike[str] | None, env: Mapping[str, str]) -> Path | None:
+    if explicit is None and env.get("MEDRESEARCHER_CONFIG"):
+        explicit = env["MEDRESEARCHER_CONFIG"]
+    if explicit is not None:
+        path = Path(explicit)
+        if not path.is_file():
+            raise ConfigError(f"{path}: config file not found")
+        return path
+    default = Path(DEFAULT_CONFIG_NAME)
+    return default if default.is_file() else None
+
+
+def _parse_env_value(raw: str) -> Any:
+    """Numbers, booleans, lists and objects as JSON; anything else as the plain string."""
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw
+
+
+def _set_nested(data: dict[str, Any], keys: tuple[str, ...], value: Any, *, where: str) -> None:
+    node = data
+    for key in keys[:-1]:
+        child = node.setdefault(key, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"{where}: {'.'.join(keys)}: {key!r} is not a table")
+        node = child
+    node[keys[-1]] = value
+
+
+def _describe_validation(
+    exc: ValidationError,
+    path: Path | None,
+    text: str,
+    origins: Mapping[tuple[str, ...], str],
+) -> str:
+    lines = []
+    for error in exc.errors():
+        loc = tuple(str(part) for part in error["loc"])
+        key = ".".join(loc) or "(root)"
+        where = _origin_of(loc, origins)
+        if where is None:
+            # A missing key has no line of its own: point at the table that lacks it.
+            line = next(
+                (n for size in range(len(loc), 0, -1) if (n := _find_key_line(text, loc[:size]))),
+                None,
+            )
+            where = f"{path}:{line}" if path and line else str(path or "defaults")
+        message = error["msg"]
+        if error["type"] == "extra_forbidden":
+            message = "unknown key"
+        elif "input" in error and not isinstance(error["input"], dict):
+            message += f" (got {error['input']!r})"
+        lines.append(f"{where}: {key}: {message}")
+    return "invalid configuration:\n  " + "\n  ".join(lines)
+
+
+def _origin_of(loc: tuple[str, ...], origins: Mapping[tuple[str, ...], str]) -> str | None:
+    for size in range(len(loc), 0, -1):
+        if loc[:size] in origins:
+            return origins[loc[:size]]
+    return None
+
+
+_TABLE = re.compile(r"^\s*\[([^\[\]]+)\]\s*(#.*)?$")
+_KEY = re.compile(r"^\s*([A-Za-z0-9_\-\"']+)\s*=")
+
+
+def _find_key_line(text: str, loc: tuple[str, ...]) -> int | None:
+    """The 1-based line where ``loc`` is assigned, for ``table.key = value`` layouts."""
+    table: tuple[str, ...] = ()
+    for number, line in enumerate(text.splitlines(), start=1):
+        header = _TABLE.match(line)
+        if header:
+            table = tuple(part.strip().strip("\"'") for part in header.group(1).split("."))
+            if table == loc:
+                return number
+            continue
+        key = _KEY.match(line)
+        if key and (*table, key.group(1).strip("\"'")) == loc:
+            return number
+    return None
