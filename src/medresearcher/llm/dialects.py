@@ -19,11 +19,11 @@ model its mistake instead of silently losing the call.
 from __future__ import annotations
 
 import json
-import re
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from medresearcher.llm.jsontext import balanced_object_span, loads_lenient, strip_code_fence
 from medresearcher.llm.types import ToolCall
 
 __all__ = [
@@ -38,8 +38,6 @@ __all__ = [
 
 _OPEN_TAG = "<tool_call>"
 _CLOSE_TAG = "</tool_call>"
-_FENCE_OPEN_RE = re.compile(r"^```[A-Za-z0-9_+-]*[ \t]*\n?")
-_FENCE_CLOSE_RE = re.compile(r"\n?[ \t]*```$")
 _SNIPPET_LEN = 80
 
 
@@ -76,94 +74,6 @@ def _dump_arguments(arguments: dict[str, Any]) -> str:
     return json.dumps(arguments, ensure_ascii=False)
 
 
-def _remove_trailing_commas(text: str) -> str:
-    """Drop commas directly before ``}`` or ``]``, but never inside string literals.
-
-    A regex would also rewrite ``"a,}"`` inside a string value, corrupting the
-    arguments, so this walks the text tracking string state instead.
-    """
-    out: list[str] = []
-    in_string = False
-    escaped = False
-    i = 0
-    n = len(text)
-    while i < n:
-        ch = text[i]
-        if in_string:
-            out.append(ch)
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == '"':
-                in_string = False
-        elif ch == '"':
-            in_string = True
-            out.append(ch)
-        elif ch == ",":
-            j = i + 1
-            while j < n and text[j] in " \t\r\n":
-                j += 1
-            if j < n and text[j] in "}]":
-                i += 1  # skip the comma; the whitespace after it is kept
-                continue
-            out.append(ch)
-        else:
-            out.append(ch)
-        i += 1
-    return "".join(out)
-
-
-def _balanced_object_span(text: str) -> tuple[int, int] | None:
-    """The ``(start, end)`` of the first brace-balanced ``{...}`` in ``text``, or ``None``.
-
-    Used when the closing tag is missing (or junk follows the JSON), to find where the
-    call's JSON ends without trusting the rest of the text. Braces inside strings are
-    ignored.
-    """
-    start = text.find("{")
-    if start < 0:
-        return None
-    depth = 0
-    in_string = False
-    escaped = False
-    for i in range(start, len(text)):
-        ch = text[i]
-        if in_string:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == '"':
-                in_string = False
-        elif ch == '"':
-            in_string = True
-        elif ch == "{":
-            depth += 1
-        elif ch == "}":
-            depth -= 1
-            if depth == 0:
-                return start, i + 1
-    return None
-
-
-def _strip_code_fence(text: str) -> str:
-    """Remove a markdown fence (```json ... ``` or ``` ... ```) some models wrap JSON in."""
-    stripped = text.strip()
-    if stripped.startswith("```"):
-        stripped = _FENCE_OPEN_RE.sub("", stripped, count=1)
-        stripped = _FENCE_CLOSE_RE.sub("", stripped, count=1)
-    return stripped.strip()
-
-
-def _loads_lenient(text: str) -> Any:
-    """``json.loads`` that also accepts trailing commas; raises ``ValueError`` otherwise."""
-    try:
-        return json.loads(text)
-    except ValueError:
-        return json.loads(_remove_trailing_commas(text))
-
-
 def _decode_call_body(body: str) -> tuple[Any, str]:
     """Decode the JSON of one ``<tool_call>`` body.
 
@@ -171,16 +81,16 @@ def _decode_call_body(body: str) -> tuple[Any, str]:
     that was not part of the JSON (only non-empty when the whole body did not decode).
     Raises ``ValueError`` with the decoder's message when nothing usable is found.
     """
-    text = _strip_code_fence(body)
+    text = strip_code_fence(body)
     try:
-        return _loads_lenient(text), ""
+        return loads_lenient(text), ""
     except ValueError as exc:
         first_error = exc
-    span = _balanced_object_span(text)
+    span = balanced_object_span(text)
     if span is not None:
         start, end = span
         try:
-            return _loads_lenient(text[start:end]), text[end:]
+            return loads_lenient(text[start:end]), text[end:]
         except ValueError:
             pass
     raise first_error
@@ -196,7 +106,7 @@ def _arguments_from(value: Any) -> dict[str, Any] | None:
         if not value.strip():
             return {}
         try:
-            decoded = _loads_lenient(value)
+            decoded = loads_lenient(value)
         except ValueError:
             return None
         return decoded if isinstance(decoded, dict) else None

@@ -16,11 +16,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from medresearcher.llm.errors import StructuredOutputError
+from medresearcher.llm.jsontext import extract_json_object
 
 if TYPE_CHECKING:
     from medresearcher.llm.endpoint import EndpointClient
 
-__all__ = ["chat_structured", "extract_json_object", "schema_instruction"]
+__all__ = ["chat_structured", "schema_instruction"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T", bound=BaseModel)
@@ -33,53 +34,6 @@ def schema_instruction(schema: type[BaseModel]) -> str:
         "Answer with a single JSON object and nothing else (no prose, no code fence). "
         f"It must validate against this JSON schema:\n{spec}"
     )
-
-
-def extract_json_object(text: str) -> Any:
-    """The first JSON object in ``text``: whole text, a fenced block, or a balanced ``{...}``.
-
-    Raises ``ValueError`` with the decoder's message when none can be read.
-    """
-    stripped = text.strip()
-    if stripped.startswith("```"):
-        stripped = stripped.split("\n", 1)[1] if "\n" in stripped else ""
-        stripped = stripped.rsplit("```", 1)[0].strip()
-    try:
-        return json.loads(stripped)
-    except ValueError as exc:
-        first_error = exc
-    start = stripped.find("{")
-    while start != -1:
-        end = _balanced_end(stripped, start)
-        if end is None:
-            break
-        try:
-            return json.loads(stripped[start : end + 1])
-        except ValueError:
-            start = stripped.find("{", start + 1)
-    raise ValueError(f"no JSON object found ({first_error})")
-
-
-def _balanced_end(text: str, start: int) -> int | None:
-    depth, in_string, escaped = 0, False, False
-    for index in range(start, len(text)):
-        char = text[index]
-        if in_string:
-            if escaped:
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == '"':
-                in_string = False
-        elif char == '"':
-            in_string = True
-        elif char == "{":
-            depth += 1
-        elif char == "}":
-            depth -= 1
-            if depth == 0:
-                return index
-    return None
 
 
 def _validate(text: str, schema: type[T]) -> T:
