@@ -7,7 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip --disable-pip-version-check --quiet
 
-.PHONY: demo test bench lint clean
+.PHONY: demo test bench lint bundle clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,8 +31,11 @@ bench: $(VENV)/.dev-installed  ## speed and quality benchmarks, with ratios to a
 		echo "== $$bench"; $(BIN)/python $$bench; done
 
 lint: $(VENV)/.dev-installed  ## ruff
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks scripts
+	$(BIN)/ruff format --check src tests benchmarks scripts
+
+bundle: $(VENV)/.core-installed  ## rebuild the embedded data bundles from ../shared/data
+	$(BIN)/python scripts/build_demo_bundle.py
 
 clean:
 	rm -rf $(VENV) workspace .pytest_cache .ruff_cache

@@ -31,6 +31,7 @@ __all__ = [
     "CacheSettings",
     "EndpointSettings",
     "Settings",
+    "SourcesSettings",
     "load_settings",
 ]
 
@@ -104,6 +105,24 @@ class CacheSettings(BaseModel):
     )
 
 
+class SourcesSettings(BaseModel):
+    """The live literature, trial and label APIs (``[sources]``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_retries: int = Field(default=4, ge=0, description="Retries after the first attempt.")
+    retry_backoff_s: float = Field(default=1.0, ge=0, description="First backoff; doubles.")
+    timeout_s: float = Field(default=30.0, gt=0, description="Per-request timeout.")
+    cache: Literal["off", "read-write", "replay"] = Field(
+        default="read-write",
+        description="HTTP cache in <workspace>/cache/http.sqlite; replay never touches the "
+        "network.",
+    )
+    ncbi_email: str | None = Field(
+        default=None, description="Sent to NCBI with each request, as it asks of tools."
+    )
+
+
 class Settings(BaseModel):
     """The resolved configuration of one invocation."""
 
@@ -113,6 +132,7 @@ class Settings(BaseModel):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     cache: CacheSettings = Field(default_factory=CacheSettings)
     llm: dict[str, EndpointSettings] = Field(default_factory=dict)
+    sources: SourcesSettings = Field(default_factory=SourcesSettings)
 
     # Where the values came from, for messages; not a setting.
     source: str | None = Field(default=None, exclude=True)

@@ -13,13 +13,20 @@ from rich.panel import Panel
 from rich.table import Table
 
 from medresearcher import __version__
+from medresearcher.cli.data_cmd import print_bundle_info
 from medresearcher.cli.state import console, state_of
+from medresearcher.data import bundle_manifest
 from medresearcher.workspace import Run
 
 # (stage, command, status) — the pipeline of ARCHITECTURE.md §1 and where each part stands.
 STAGES = [
     ("configuration, workspace, LLM gateway", "medresearcher config show / llm ping", "ready"),
-    ("medical data bundle and live connectors", "medresearcher data ...", "planned"),
+    ("medical data bundle (Orphanet, DO, PubMedQA, ...)", "medresearcher data info", "ready"),
+    (
+        "live connectors: PubMed, Europe PMC, CT.gov, openFDA",
+        "medresearcher corpus ingest",
+        "ready",
+    ),
     ("PrivateMedicalRetriever (λ·Rel + (1−λ)·Auth)", "medresearcher index / search", "planned"),
     ("knowledge graph of rare entities", "medresearcher kg ...", "planned"),
     ("subgraph sampling, longest valid chain", "medresearcher sample ...", "planned"),
@@ -55,6 +62,12 @@ def demo(ctx: typer.Context) -> None:
             table.add_row(stage, command, f"[{colour}]{status}[/]")
             run.count(f"stages_{status}")
         console.print(table)
+
+        console.print("\n[bold cyan]1. The embedded medical data[/] (medresearcher data info)")
+        manifest = bundle_manifest("demo")
+        print_bundle_info(manifest)
+        run.count("bundle_entities", manifest["counts"]["entities"])
+        run.count("bundle_documents", manifest["counts"]["documents"])
 
         console.print(f"\n[bold]workspace[/] {Path(ws.root).resolve()}")
         console.print(

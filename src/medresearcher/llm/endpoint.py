@@ -135,7 +135,7 @@ class EndpointClient:
                 tools,
                 {**request, "salt": cache_salt},
             )
-            hit = self.cache.get(key)
+            hit = self.cache.get_response(key)
             if hit is not None:
                 self.usage.add(Usage(cached=1))
                 return ChatResult.from_dict(hit, endpoint=self.name, cached=True)
@@ -167,7 +167,7 @@ class EndpointClient:
             )
         )
         if key is not None and self.cache is not None:
-            self.cache.put(key, self.name, self.settings.model, result.to_dict())
+            self.cache.put_response(key, result.to_dict())
         return result
 
     def _request_params(self, params: dict[str, Any]) -> dict[str, Any]:

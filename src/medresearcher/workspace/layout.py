@@ -44,6 +44,14 @@ class Workspace:
         return self.root / "kg.sqlite"
 
     @property
+    def corpus_dir(self) -> Path:
+        """Ingested documents: one JSONL per source run, and the merged corpus."""
+        return self.root / "corpus"
+
+    def corpus_path(self, name: str) -> Path:
+        return self.corpus_dir / f"{check_run_name(name)}.jsonl"
+
+    @property
     def index_dir(self) -> Path:
         return self.root / "index"
 

@@ -1,0 +1,1 @@
+"""Readers that turn ../shared/data into bundle records; used by build_demo_bundle.py."""
