@@ -118,3 +118,14 @@ def test_merge_names_the_file_line_and_field_of_a_bad_record(tmp_path: Path) -> 
     result = cli("corpus", "merge", str(bad), "--bundle", "", cwd=tmp_path)
     assert result.returncode == 1
     assert f"{bad}:2: text: Field required" in result.stderr
+
+
+def test_merge_names_the_position_of_corrupt_json(tmp_path: Path) -> None:
+    bad = tmp_path / "corrupt.jsonl"
+    bad.write_text(
+        '{"doc_id": "X:1", "title": "t", "text": "x", "source": "s", '
+        '"source_type": "reference"}\n{"doc_id": "X:2", "title": }\n'
+    )
+    result = cli("corpus", "merge", str(bad), "--bundle", "", cwd=tmp_path)
+    assert result.returncode == 1
+    assert f"{bad}:2:28: not valid JSON: Expecting value" in result.stderr

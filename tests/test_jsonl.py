@@ -52,7 +52,7 @@ def test_a_line_cut_by_a_crash_is_dropped_with_a_warning(tmp_path: Path, caplog)
 def test_a_complete_bad_line_is_an_error_naming_file_and_line(tmp_path: Path) -> None:
     path = tmp_path / "qa.jsonl"
     path.write_text('{"id": "a"}\nnot json\n{"id": "b"}\n', encoding="utf-8")
-    with pytest.raises(InputError, match=r"qa.jsonl:2: not valid JSON"):
+    with pytest.raises(InputError, match=r"qa.jsonl:2:1: not valid JSON: Expecting value"):
         JsonlWriter(path).open()
     path.write_text('{"id": "a"}\n{"name": "b"}\n', encoding="utf-8")
     with pytest.raises(InputError, match=r"qa.jsonl:2: record has no 'id' field"):

@@ -124,12 +124,12 @@ class JsonlWriter:
             complete = line.endswith("\n")
             try:
                 data = json.loads(line) if line.strip() else None
-            except ValueError:
+            except json.JSONDecodeError as exc:
                 data = None
                 if complete:
                     raise InputError(
-                        f"{self.path}:{number}: not valid JSON (a complete line, so not a "
-                        "crash: fix or remove it)"
+                        f"{self.path}:{number}:{exc.colno}: not valid JSON: {exc.msg} (a "
+                        "complete line, so not a crash: fix or remove it)"
                     ) from None
             if not complete:
                 log.warning("%s:%d: dropping a line cut by an earlier crash", self.path, number)
@@ -160,11 +160,13 @@ def read_jsonl(
                 continue
             try:
                 data = json.loads(line)
-            except ValueError as exc:
+            except json.JSONDecodeError as exc:
                 if not line.endswith("\n"):
                     log.warning("%s:%d: skipping a line cut by a crash", path, number)
                     return
-                raise InputError(f"{path}:{number}: not valid JSON: {exc}") from None
+                raise InputError(
+                    f"{path}:{number}:{exc.colno}: not valid JSON: {exc.msg}"
+                ) from None
             if model is None:
                 yield data
                 continue
