@@ -16,8 +16,11 @@ $(VENV)/.core-installed: pyproject.toml | $(BIN)/python
 	$(PIP) install -e .
 	@touch $@
 
+# torch is pinned and installed first: the CPU build of 2.13.0, so that the dense extra's
+# sentence-transformers does not pull a CUDA build onto machines without a GPU.
 $(VENV)/.dev-installed: pyproject.toml | $(BIN)/python
-	$(PIP) install -e '.[dev]'
+	$(PIP) install torch==2.13.0
+	$(PIP) install -e '.[dev,dense]'
 	@touch $@ $(VENV)/.core-installed
 
 demo: $(VENV)/.core-installed  ## run the offline demo on the bundled data

@@ -28,8 +28,10 @@ else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
 __all__ = [
+    "AuthoritySettings",
     "CacheSettings",
     "EndpointSettings",
+    "RetrievalSettings",
     "Settings",
     "SourcesSettings",
     "load_settings",
@@ -123,6 +125,88 @@ class SourcesSettings(BaseModel):
     )
 
 
+# Authority prior by source type (ARCHITECTURE §3, medical-data.md §1.10): how much a
+# clinician would trust a statement for its kind of source alone.
+DEFAULT_TYPE_PRIOR: dict[str, float] = {
+    "guideline": 1.0,
+    "fda_label": 0.95,
+    "meta_analysis": 0.9,
+    "systematic_review": 0.9,
+    "rct": 0.8,
+    "reference": 0.75,
+    "clinical_trial": 0.7,
+    "trial_registry": 0.6,
+    "drug_catalog": 0.6,
+    "observational": 0.6,
+    "review": 0.55,
+    "article": 0.5,
+    "case_report": 0.35,
+    "editorial": 0.25,
+    "preprint": 0.2,
+    "web": 0.1,
+    "retracted": 0.0,
+}
+
+
+class AuthoritySettings(BaseModel):
+    """Auth(d) ∈ [0, 1] of the retriever (``[retrieval.authority]``).
+
+    Auth is the weighted mean of the components a document has: the prior of its source
+    type (always), its journal's impact (when ``impact_table`` names the journal or ISSN),
+    and recency (when its year is known).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    type_prior: dict[str, float] = Field(
+        default_factory=lambda: dict(DEFAULT_TYPE_PRIOR),
+        description="Source type → prior in [0, 1]; types not listed get 'article'.",
+    )
+    weight_type: float = Field(default=0.6, ge=0)
+    weight_impact: float = Field(default=0.2, ge=0)
+    weight_recency: float = Field(default=0.2, ge=0)
+    recency_half_life_years: float = Field(
+        default=10.0, gt=0, description="Age at which the recency component halves."
+    )
+    impact_table: Path | None = Field(
+        default=None,
+        description="CSV/TSV with columns journal or issn, and impact_factor (yours to supply).",
+    )
+    impact_cap: float = Field(
+        default=50.0, gt=0, description="Impact factor that maps to 1 (log-scaled)."
+    )
+
+
+class RetrievalSettings(BaseModel):
+    """PrivateMedicalRetriever: Score = λ·Rel + (1−λ)·Auth (``[retrieval]``, paper §2.2)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    backend: Literal["embedded"] = Field(
+        default="embedded", description="embedded: bm25s + numpy in this process."
+    )
+    relevance_weight: float = Field(
+        default=0.4, ge=0, le=1, description="λ: the weight of relevance against authority."
+    )
+    dense_weight: float = Field(
+        default=0.3, ge=0, le=1, description="Share of the dense score in Rel (convex fusion)."
+    )
+    fusion: Literal["convex", "rrf"] = "convex"
+    candidates: int = Field(default=100, ge=1, description="Top-N taken from each index.")
+    rerank_depth: int = Field(default=50, ge=1, description="How many authority re-ranks.")
+    relevance_floor: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="Authority re-ranks only documents with Rel ≥ floor × the best Rel, so "
+        "it never lifts an irrelevant authoritative document.",
+    )
+    min_dense_similarity: float = Field(
+        default=0.3, ge=-1, le=1, description="Dense matches below this cosine are ignored."
+    )
+    authority: AuthoritySettings = Field(default_factory=AuthoritySettings)
+
+
 class Settings(BaseModel):
     """The resolved configuration of one invocation."""
 
@@ -133,6 +217,7 @@ class Settings(BaseModel):
     cache: CacheSettings = Field(default_factory=CacheSettings)
     llm: dict[str, EndpointSettings] = Field(default_factory=dict)
     sources: SourcesSettings = Field(default_factory=SourcesSettings)
+    retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
 
     # Where the values came from, for messages; not a setting.
     source: str | None = Field(default=None, exclude=True)

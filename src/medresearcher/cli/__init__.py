@@ -9,7 +9,15 @@ import typer
 from rich.markup import escape
 
 from medresearcher import __version__
-from medresearcher.cli import config_cmd, corpus_cmd, data_cmd, demo_cmd, llm_cmd, runs_cmd
+from medresearcher.cli import (
+    config_cmd,
+    corpus_cmd,
+    data_cmd,
+    demo_cmd,
+    index_cmd,
+    llm_cmd,
+    runs_cmd,
+)
 from medresearcher.cli.state import CliState, err_console, redact_output
 from medresearcher.errors import MedResearcherError
 
@@ -27,6 +35,7 @@ app = typer.Typer(
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(data_cmd.app, name="data")
 app.add_typer(corpus_cmd.app, name="corpus")
+app.add_typer(index_cmd.app, name="index")
 app.add_typer(llm_cmd.app, name="llm")
 app.add_typer(runs_cmd.app, name="runs")
 app.command("demo")(demo_cmd.demo)

@@ -14,8 +14,10 @@ from rich.table import Table
 
 from medresearcher import __version__
 from medresearcher.cli.data_cmd import print_bundle_info
+from medresearcher.cli.index_cmd import print_hits
 from medresearcher.cli.state import console, state_of
-from medresearcher.data import bundle_manifest
+from medresearcher.data import bundle_manifest, iter_documents
+from medresearcher.retrieval import EmbeddedRetriever, build_index
 from medresearcher.workspace import Run
 
 # (stage, command, status) — the pipeline of ARCHITECTURE.md §1 and where each part stands.
@@ -27,7 +29,7 @@ STAGES = [
         "medresearcher corpus ingest",
         "ready",
     ),
-    ("PrivateMedicalRetriever (λ·Rel + (1−λ)·Auth)", "medresearcher index / search", "planned"),
+    ("PrivateMedicalRetriever (λ·Rel + (1−λ)·Auth)", "medresearcher index build / search", "ready"),
     ("knowledge graph of rare entities", "medresearcher kg ...", "planned"),
     ("subgraph sampling, longest valid chain", "medresearcher sample ...", "planned"),
     ("QA synthesis (template offline, LLM writer)", "medresearcher qa ...", "planned"),
@@ -37,6 +39,9 @@ STAGES = [
     ("training on TRL / verl", "medresearcher train ...", "planned"),
     ("web UI", "medresearcher web", "planned"),
 ]
+
+
+DEMO_QUERY = "X-linked lysosomal disorder with angiokeratoma and GLA mutations"
 
 
 def demo(ctx: typer.Context) -> None:
@@ -68,6 +73,20 @@ def demo(ctx: typer.Context) -> None:
         print_bundle_info(manifest)
         run.count("bundle_entities", manifest["counts"]["entities"])
         run.count("bundle_documents", manifest["counts"]["documents"])
+
+        console.print(
+            "\n[bold cyan]2. The medical retriever[/] (medresearcher index build; index search)"
+        )
+        index = build_index(iter_documents("demo"), ws.index_dir, source="bundle:demo")
+        console.print(
+            f"indexed {index['n_docs']:,} documents in {index['build_s']} s "
+            f"(lexical; add --dense for MiniLM embeddings) → {ws.index_dir}"
+        )
+        retriever = EmbeddedRetriever(ws.index_dir, settings.retrieval)
+        hits = retriever.search(DEMO_QUERY, k=5)
+        print_hits(DEMO_QUERY, hits)
+        retriever.close()
+        run.count("index_documents", index["n_docs"])
 
         console.print(f"\n[bold]workspace[/] {Path(ws.root).resolve()}")
         console.print(

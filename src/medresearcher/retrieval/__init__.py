@@ -1,0 +1,22 @@
+"""PrivateMedicalRetriever: Score(d, q) = λ·Rel(d, q) + (1 − λ)·Auth(d), λ = 0.4 (§2.2).
+
+Hybrid relevance (BM25 + dense cosine) over the workspace corpus, re-ranked by clinical
+authority (source type, journal impact, recency). Build an index with
+:func:`build_index` (or ``medresearcher index build``), then search it through
+:class:`EmbeddedRetriever` or any other :class:`RetrieverBackend`.
+"""
+
+from medresearcher.retrieval.authority import authority_score, authority_scores
+from medresearcher.retrieval.backend import RetrieverBackend, SearchFilters, SearchHit
+from medresearcher.retrieval.retriever import EmbeddedRetriever, build_index, document_text
+
+__all__ = [
+    "EmbeddedRetriever",
+    "RetrieverBackend",
+    "SearchFilters",
+    "SearchHit",
+    "authority_score",
+    "authority_scores",
+    "build_index",
+    "document_text",
+]
