@@ -235,6 +235,7 @@ def documents(
                 year=RELEASE_YEAR,
                 url=f"https://disease-ontology.org/?id={term_id}",
                 entity_ids=[term_id, *twins.get(term_id, [])],
+                fields={"names": "; ".join([entity.name, *entity.aliases])},
                 metadata={
                     "references": info["references"],
                     "pmids": pmids,

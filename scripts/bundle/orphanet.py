@@ -253,8 +253,37 @@ def add_to_graph(
             graph.relate(code, "subclass_of", parent_code, SOURCE)
 
 
+# The phenotype bins a researcher would call hallmark signs.
+HALLMARK_FREQUENCIES = ("Obligate (100%)", "Very frequent (99-80%)", "Frequent (79-30%)")
+
+
+def document_fields(disorders: dict[str, Disorder], d: Disorder) -> dict[str, str]:
+    """What a researcher describes a disorder by, as separate fields (issue: enriched
+    documents): the definition text often lacks the gene symbols, which sit on subtypes,
+    and the hallmark signs, which sit in the phenotype table."""
+    genes: dict[str, str] = {g["gene_symbol"]: g["gene_name"] for g in d.genes}
+    for _, g in subtype_genes(disorders, d.code):
+        genes.setdefault(g["gene_symbol"], g["gene_name"])
+    hallmarks = [
+        p["hpo_term"]
+        for band in HALLMARK_FREQUENCIES
+        for p in d.phenotypes
+        if p["frequency_label"] == band
+    ]
+    fields = {
+        "names": "; ".join([d.label, *d.synonyms]),
+        "genes": "; ".join(f"{symbol} ({name})" for symbol, name in sorted(genes.items())),
+        "phenotypes": "; ".join(dict.fromkeys(hallmarks)),
+        "inheritance": "; ".join(d.inheritance),
+        "onset": "; ".join(d.onset),
+        "groups": "; ".join(label for _, label in d.parents),
+    }
+    return {name: text for name, text in fields.items() if text}
+
+
 def documents(disorders: dict[str, Disorder]) -> list[Document]:
-    """Every Orphanet definition, with synonyms, inheritance, onset and prevalence."""
+    """Every Orphanet definition, with synonyms, inheritance, onset and prevalence, and the
+    enriched fields of :func:`document_fields`."""
     docs = []
     for code, d in disorders.items():
         if not d.definition:
@@ -270,6 +299,7 @@ def documents(disorders: dict[str, Disorder]) -> list[Document]:
                 year=RELEASE_YEAR,
                 url=f"https://www.orpha.net/en/disease/detail/{number}",
                 entity_ids=[code],
+                fields=document_fields(disorders, d),
                 metadata={"disorder_type": d.disorder_type},
             )
         )

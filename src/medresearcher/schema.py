@@ -91,6 +91,11 @@ class Document(BaseModel):
     year: int | None = None
     url: str | None = None
     entity_ids: list[str] = Field(default_factory=list)
+    fields: dict[str, str] = Field(
+        default_factory=dict,
+        description="Named texts the lexical index weights apart from the body: names "
+        "(title and synonyms), genes, phenotypes, inheritance, onset, groups.",
+    )
     metadata: dict[str, Any] = Field(
         default_factory=dict,
         description="Source-specific fields: journal, issn, doi, mesh, publication_types, "

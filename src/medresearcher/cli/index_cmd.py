@@ -10,7 +10,13 @@ from rich.table import Table
 
 from medresearcher.cli.state import CliState, console, state_of
 from medresearcher.data import iter_documents
-from medresearcher.retrieval import EmbeddedRetriever, SearchFilters, SearchHit, build_index
+from medresearcher.retrieval import (
+    EmbeddedRetriever,
+    EntityHit,
+    SearchFilters,
+    SearchHit,
+    build_index,
+)
 from medresearcher.retrieval.dense import Embedder, HashingEmbedder, MiniLMEmbedder
 from medresearcher.schema import Document
 from medresearcher.workspace import Run, read_jsonl
@@ -63,7 +69,12 @@ def build(
         embedder = HashingEmbedder() if dense_model == "hashing" else MiniLMEmbedder()
     with Run(ws, "index-build", state.settings) as run:
         manifest = build_index(
-            documents, ws.index_dir, embedder=embedder, source=source, progress=True
+            documents,
+            ws.index_dir,
+            embedder=embedder,
+            embedding_cache=ws.cache_dir / "embeddings.sqlite",
+            source=source,
+            progress=True,
         )
         run.count("documents", manifest["n_docs"])
         run.timing("build_s", manifest["build_s"])
@@ -98,6 +109,9 @@ def search(
         None, "--lambda", min=0.0, max=1.0, help="λ for this search (default 0.4)."
     ),
     no_dense: bool = typer.Option(False, "--no-dense", help="Lexical relevance only."),
+    documents: bool = typer.Option(
+        False, "--documents", help="One row per document instead of one per entity."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
 ) -> None:
     """Search the index: Score = λ·Rel + (1−λ)·Auth, each part shown."""
@@ -106,13 +120,31 @@ def search(
     filters = SearchFilters.of(
         source_types=source_type, year_from=year_from, year_to=year_to, entity_ids=entity
     )
-    hits = retriever.search(
-        query, k=k, filters=filters, relevance_weight=relevance_weight, use_dense=not no_dense
-    )
-    if as_json:
-        console.print_json(json.dumps([_hit_json(h) for h in hits]))
+    options = {
+        "k": k,
+        "filters": filters,
+        "relevance_weight": relevance_weight,
+        "use_dense": not no_dense,
+    }
+    if documents:
+        hits = retriever.search(query, **options)
+        if as_json:
+            console.print_json(json.dumps([_hit_json(h) for h in hits]))
+        else:
+            print_hits(query, hits)
         return
-    print_hits(query, hits)
+    entities = retriever.search_entities(query, **options)
+    if as_json:
+        console.print_json(
+            json.dumps(
+                [
+                    {"entity_id": e.entity_id, "doc_ids": e.doc_ids, **_hit_json(e.best)}
+                    for e in entities
+                ]
+            )
+        )
+    else:
+        print_entities(query, entities)
 
 
 def print_hits(query: str, hits: list[SearchHit]) -> None:
@@ -140,6 +172,37 @@ def print_hits(query: str, hits: list[SearchHit]) -> None:
             doc.source_type,
             str(doc.year or ""),
             f"{doc.title} [dim]({doc.doc_id}, {doc.source})[/]",
+        )
+    console.print(table)
+    console.print(DISCLAIMER)
+
+
+def print_entities(query: str, entities: list[EntityHit]) -> None:
+    """One row per entity: its best document's scores, and all its documents."""
+    if not entities:
+        console.print(f"no results for {query!r}")
+        return
+    table = Table(title=f"search: {query}", title_justify="left")
+    for column, justify in (
+        ("#", "right"),
+        ("entity", "left"),
+        ("score", "right"),
+        ("Rel", "right"),
+        ("Auth", "right"),
+        ("best document", "left"),
+        ("documents", "left"),
+    ):
+        table.add_column(column, justify=justify, overflow="fold")
+    for rank, entity in enumerate(entities, start=1):
+        hit, doc = entity.best, entity.best.document
+        table.add_row(
+            str(rank),
+            entity.entity_id,
+            f"{hit.score:.3f}",
+            f"{hit.relevance:.3f}",
+            f"{hit.authority:.3f}",
+            f"{doc.title} [dim]({doc.source_type}, {doc.year or 'n.d.'})[/]",
+            ", ".join(entity.doc_ids),
         )
     console.print(table)
     console.print(DISCLAIMER)

@@ -7,11 +7,18 @@ authority (source type, journal impact, recency). Build an index with
 """
 
 from medresearcher.retrieval.authority import authority_score, authority_scores
-from medresearcher.retrieval.backend import RetrieverBackend, SearchFilters, SearchHit
+from medresearcher.retrieval.backend import (
+    EntityHit,
+    RetrieverBackend,
+    SearchFilters,
+    SearchHit,
+    entity_of,
+)
 from medresearcher.retrieval.retriever import EmbeddedRetriever, build_index, document_text
 
 __all__ = [
     "EmbeddedRetriever",
+    "EntityHit",
     "RetrieverBackend",
     "SearchFilters",
     "SearchHit",
@@ -19,4 +26,5 @@ __all__ = [
     "authority_scores",
     "build_index",
     "document_text",
+    "entity_of",
 ]

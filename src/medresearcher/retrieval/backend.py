@@ -13,7 +13,7 @@ from typing import Protocol
 
 from medresearcher.schema import Document
 
-__all__ = ["RetrieverBackend", "SearchFilters", "SearchHit"]
+__all__ = ["EntityHit", "RetrieverBackend", "SearchFilters", "SearchHit", "entity_of"]
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,28 @@ class SearchHit:
     extra: dict[str, float] = field(default_factory=dict)
 
 
+@dataclass
+class EntityHit:
+    """An entity-level result: the entity's best document, and every document it has.
+
+    Twins (an Orphanet disorder and its Disease Ontology term) share the entity, so a
+    question about one disease gets one result, not two near-copies.
+    """
+
+    entity_id: str
+    best: SearchHit
+    doc_ids: list[str]
+
+
+def entity_of(document: Document) -> str:
+    """The entity a document is about: its Orphanet id when it has one (twins resolve to
+    the Orphanet record), else its first linked entity, else the document itself."""
+    for entity in document.entity_ids:
+        if entity.startswith("ORPHA:"):
+            return entity
+    return document.entity_ids[0] if document.entity_ids else document.doc_id
+
+
 class RetrieverBackend(Protocol):
     """What every retriever engine offers."""
 
@@ -75,5 +97,14 @@ class RetrieverBackend(Protocol):
         filters: SearchFilters | None = None,
         relevance_weight: float | None = None,
     ) -> list[SearchHit]: ...
+
+    def search_entities(
+        self,
+        query: str,
+        *,
+        k: int = 10,
+        filters: SearchFilters | None = None,
+        relevance_weight: float | None = None,
+    ) -> list[EntityHit]: ...
 
     def document(self, doc_id: str) -> Document | None: ...

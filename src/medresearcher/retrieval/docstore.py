@@ -24,6 +24,7 @@ OFFSETS = "docs.offsets.npy"
 COLUMNS = "docs.columns.npz"
 ENTITIES = "docs.entities.json"
 JOURNALS = "docs.journals.json"
+IDS = "docs.ids.json"
 
 
 def write_docstore(folder: Path, documents: Iterable[Document]) -> int:
@@ -33,6 +34,7 @@ def write_docstore(folder: Path, documents: Iterable[Document]) -> int:
     types: list[int] = []
     years: list[int] = []
     journals: list[str] = []
+    ids: list[str] = []
     entities: dict[str, list[int]] = {}
     type_code = {name: code for code, name in enumerate(SOURCE_TYPES)}
     position = 0
@@ -42,6 +44,7 @@ def write_docstore(folder: Path, documents: Iterable[Document]) -> int:
             offsets.append(position)
             out.write(line)
             position += len(line)
+            ids.append(doc.doc_id)
             types.append(type_code[doc.source_type])
             years.append(doc.year or 0)
             journal = doc.metadata.get("issn") or doc.metadata.get("journal") or ""
@@ -57,6 +60,7 @@ def write_docstore(folder: Path, documents: Iterable[Document]) -> int:
     )
     (folder / ENTITIES).write_text(json.dumps(entities), encoding="utf-8")
     (folder / JOURNALS).write_text(json.dumps(journals), encoding="utf-8")
+    (folder / IDS).write_text(json.dumps(ids), encoding="utf-8")
     return len(types)
 
 
@@ -72,7 +76,8 @@ class DocStore:
         self.entities: dict[str, list[int]] = json.loads((folder / ENTITIES).read_text("utf-8"))
         self.journals: list[str] = json.loads((folder / JOURNALS).read_text("utf-8"))
         self._file = open(folder / DOCS, "rb")  # noqa: SIM115 - closed by close()
-        self._ids: dict[str, int] | None = None
+        self.ids: list[str] = json.loads((folder / IDS).read_text("utf-8"))
+        self._positions: dict[str, int] | None = None
 
     def __len__(self) -> int:
         return len(self.offsets) - 1
@@ -87,13 +92,10 @@ class DocStore:
         return Document.model_validate_json(self._file.read(end - start))
 
     def index_of(self, doc_id: str) -> int | None:
-        """The position of ``doc_id`` (the id table is built on first use)."""
-        if self._ids is None:
-            self._ids = {}
-            self._file.seek(0)
-            for index, line in enumerate(self._file):
-                self._ids[json.loads(line)["doc_id"]] = index
-        return self._ids.get(doc_id)
+        """The position of ``doc_id`` (the lookup table is built on first use)."""
+        if self._positions is None:
+            self._positions = {doc_id: index for index, doc_id in enumerate(self.ids)}
+        return self._positions.get(doc_id)
 
     def mask(
         self,

@@ -22,7 +22,7 @@ import json
 import logging
 import shutil
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -31,10 +31,11 @@ import numpy as np
 from medresearcher.config import RetrievalSettings
 from medresearcher.errors import InputError
 from medresearcher.retrieval.authority import authority_scores, load_impact_table
-from medresearcher.retrieval.backend import SearchFilters, SearchHit
+from medresearcher.retrieval.backend import EntityHit, SearchFilters, SearchHit, entity_of
 from medresearcher.retrieval.dense import DenseIndex, Embedder, HashingEmbedder, MiniLMEmbedder
 from medresearcher.retrieval.docstore import DocStore, write_docstore
-from medresearcher.retrieval.lexical import LexicalIndex
+from medresearcher.retrieval.embedding_cache import CachedEmbedder
+from medresearcher.retrieval.fielded import FieldedLexicalIndex
 from medresearcher.retrieval.topk import top_k
 from medresearcher.schema import Document
 
@@ -42,7 +43,7 @@ __all__ = ["INDEX_FORMAT", "EmbeddedRetriever", "build_index", "document_text"]
 
 log = logging.getLogger(__name__)
 
-INDEX_FORMAT = 1
+INDEX_FORMAT = 2
 MANIFEST = "index.json"
 RRF_K = 60
 
@@ -57,23 +58,29 @@ def build_index(
     folder: str | Path,
     *,
     embedder: Embedder | None = None,
+    embedding_cache: str | Path | None = None,
     source: str = "",
     progress: bool = False,
 ) -> dict:
     """Build the lexical (and, with ``embedder``, dense) index of ``documents`` in ``folder``.
 
-    The index is built beside the target and moved into place at the end, so an
-    interrupted build never damages the index already there. Returns the manifest.
+    The lexical index has a field per named text of the documents (``Document.fields``)
+    besides the body. With ``embedding_cache`` (an SQLite file), vectors are reused across
+    builds: only new or changed texts are embedded. The index is built beside the target
+    and moved into place at the end, so an interrupted build never damages the index
+    already there. Returns the manifest.
     """
     folder = Path(folder)
     staging = folder.with_name(folder.name + ".building")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     texts: list[str] = []
+    fields: list[dict[str, str]] = []
 
     def collect(docs: Iterable[Document]) -> Iterable[Document]:
         for doc in docs:
             texts.append(document_text(doc))
+            fields.append(doc.fields)
             yield doc
 
     started = time.perf_counter()
@@ -82,18 +89,21 @@ def build_index(
         shutil.rmtree(staging)
         raise InputError(f"{source or 'corpus'}: no documents to index")
     t_lex = time.perf_counter()
-    LexicalIndex.build(texts, progress=progress).save(staging / "lexical")
+    lexical = FieldedLexicalIndex.build(texts, fields, progress=progress)
+    lexical.save(staging / "lexical")
     lexical_s = time.perf_counter() - t_lex
     dense_info = None
     if embedder is not None:
         t_dense = time.perf_counter()
-        DenseIndex.build(texts, embedder, progress=progress).save(staging / "dense")
+        encoder = CachedEmbedder(embedder, embedding_cache) if embedding_cache else embedder
+        DenseIndex.build(texts, encoder, progress=progress).save(staging / "dense")
         dense_s = time.perf_counter() - t_dense
         dense_info = {
             "model": embedder.name,
             "dim": embedder.dim,
             "build_s": round(dense_s, 2),
             "docs_per_s": round(n_docs / dense_s, 1),
+            "embedded": getattr(encoder, "encoded", n_docs),
         }
     manifest = {
         "format": INDEX_FORMAT,
@@ -103,6 +113,7 @@ def build_index(
         "build_s": round(time.perf_counter() - started, 2),
         "lexical": {
             "engine": "bm25s",
+            "fields": lexical.fields,
             "build_s": round(lexical_s, 2),
             "docs_per_s": round(n_docs / max(lexical_s, 1e-9), 1),
         },
@@ -152,7 +163,7 @@ class EmbeddedRetriever:
             )
         self.settings = settings or RetrievalSettings()
         self.docs = DocStore(self.folder)
-        self.lexical = LexicalIndex.load(self.folder / "lexical")
+        self.lexical = FieldedLexicalIndex.load(self.folder / "lexical")
         self.dense: DenseIndex | None = None
         self.embedder = embedder
         if self.manifest.get("dense"):
@@ -188,10 +199,12 @@ class EmbeddedRetriever:
         filters: SearchFilters | None = None,
         relevance_weight: float | None = None,
         use_dense: bool = True,
+        field_weights: Mapping[str, float] | None = None,
     ) -> list[SearchHit]:
         """The ``k`` best documents for ``query``; an empty or unmatched query gives ``[]``.
 
-        ``relevance_weight`` overrides λ for this call (1.0: pure relevance order).
+        ``relevance_weight`` overrides λ for this call (1.0: pure relevance order);
+        ``field_weights`` the BM25 weight of each document field.
         """
         config = self.settings
         lam = config.relevance_weight if relevance_weight is None else relevance_weight
@@ -206,7 +219,12 @@ class EmbeddedRetriever:
             if not allowed.any():
                 return []
         depth = max(config.candidates, k)
-        lex_ids, lex_scores = self.lexical.search(query, depth, allowed=allowed)
+        lex_ids, lex_scores = self.lexical.search(
+            query,
+            depth,
+            weights=config.field_weights if field_weights is None else field_weights,
+            allowed=allowed,
+        )
         dense_ids = np.empty(0, dtype=np.int64)
         similarities = None
         if use_dense and self.dense is not None and self.embedder is not None and query.strip():
@@ -225,6 +243,39 @@ class EmbeddedRetriever:
             dense = _min_max(similarities[candidates].astype(np.float64))
         relevance = self._fuse(candidates, lexical, dense, lex_ids, dense_ids)
         return self._rank(candidates, relevance, lexical, dense, lam, k)
+
+    def search_entities(
+        self,
+        query: str,
+        *,
+        k: int = 10,
+        filters: SearchFilters | None = None,
+        relevance_weight: float | None = None,
+        use_dense: bool = True,
+    ) -> list[EntityHit]:
+        """The ``k`` best entities: each with its best-ranked document and all its documents.
+
+        For entity questions ("which disorder…?") this is the natural unit: twins and
+        several documents of one disease count once, at their best rank. The lexical part
+        uses ``entity_field_weights``: genes and hallmark signs count most.
+        """
+        hits = self.search(
+            query,
+            k=max(5 * k, self.settings.candidates),
+            filters=filters,
+            relevance_weight=relevance_weight,
+            use_dense=use_dense,
+            field_weights=self.settings.entity_field_weights,
+        )
+        best: dict[str, SearchHit] = {}
+        for hit in hits:
+            best.setdefault(entity_of(hit.document), hit)
+        results = []
+        for entity, hit in list(best.items())[:k]:
+            positions = self.docs.entities.get(entity, [])
+            doc_ids = [self.docs.ids[i] for i in positions] or [hit.document.doc_id]
+            results.append(EntityHit(entity, hit, doc_ids))
+        return results
 
     def _fuse(
         self,
