@@ -198,10 +198,11 @@ class RetrievalSettings(BaseModel):
         "text; Document.fields hold names, genes, phenotypes, ...). Fields not listed count 0.",
     )
     entity_field_weights: dict[str, float] = Field(
-        default_factory=lambda: {"body": 0.5, "genes": 3.0, "phenotypes": 1.5},
+        default_factory=lambda: {"body": 0.5, "names": 1.0, "genes": 3.0, "phenotypes": 1.5},
         description="The same for entity questions ('gene X, signs Y and Z: which "
-        "disorder?'): genes and hallmark signs count most. Chosen on the 'describe' task of "
-        "benchmarks/bench_retrieval.py; on documents searches they would crowd out abstracts.",
+        "disorder?'): genes and hallmark signs count most, names keep name questions right. "
+        "Chosen on benchmarks/bench_describe.py (MRR@10 .83 on descriptions, .85 on names); "
+        "on document searches these fields would crowd out abstracts.",
     )
     candidates: int = Field(default=100, ge=1, description="Top-N taken from each index.")
     rerank_depth: int = Field(default=50, ge=1, description="How many authority re-ranks.")

@@ -14,7 +14,7 @@ from rich.table import Table
 
 from medresearcher import __version__
 from medresearcher.cli.data_cmd import print_bundle_info
-from medresearcher.cli.index_cmd import print_hits
+from medresearcher.cli.index_cmd import print_entities
 from medresearcher.cli.state import console, state_of
 from medresearcher.data import bundle_manifest, iter_documents
 from medresearcher.retrieval import EmbeddedRetriever, build_index
@@ -41,7 +41,8 @@ STAGES = [
 ]
 
 
-DEMO_QUERY = "X-linked lysosomal disorder with angiokeratoma and GLA mutations"
+# A researcher's description, not the disease's name.
+DEMO_QUERY = "GLA mutation, angiokeratoma, acroparesthesia, X-linked"
 
 
 def demo(ctx: typer.Context) -> None:
@@ -83,8 +84,7 @@ def demo(ctx: typer.Context) -> None:
             f"(lexical; add --dense for MiniLM embeddings) → {ws.index_dir}"
         )
         retriever = EmbeddedRetriever(ws.index_dir, settings.retrieval)
-        hits = retriever.search(DEMO_QUERY, k=5)
-        print_hits(DEMO_QUERY, hits)
+        print_entities(DEMO_QUERY, retriever.search_entities(DEMO_QUERY, k=5))
         retriever.close()
         run.count("index_documents", index["n_docs"])
 
