@@ -15,6 +15,7 @@ from medresearcher.cli import (
     data_cmd,
     demo_cmd,
     index_cmd,
+    kg_cmd,
     llm_cmd,
     runs_cmd,
 )
@@ -36,6 +37,7 @@ app.add_typer(config_cmd.app, name="config")
 app.add_typer(data_cmd.app, name="data")
 app.add_typer(corpus_cmd.app, name="corpus")
 app.add_typer(index_cmd.app, name="index")
+app.add_typer(kg_cmd.app, name="kg")
 app.add_typer(llm_cmd.app, name="llm")
 app.add_typer(runs_cmd.app, name="runs")
 app.command("demo")(demo_cmd.demo)

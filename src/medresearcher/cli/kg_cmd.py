@@ -1,0 +1,151 @@
+"""``medresearcher kg``: the knowledge graph in the workspace (``kg.sqlite``)."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from medresearcher.cli.state import console, state_of
+from medresearcher.data import bundle_dir
+from medresearcher.errors import InputError
+from medresearcher.kg import GraphStore
+from medresearcher.kg.io import export_graph, import_records
+from medresearcher.workspace import Run
+
+app = typer.Typer(help="Build, inspect and export the knowledge graph.", no_args_is_help=True)
+
+
+def open_store(ctx: typer.Context) -> GraphStore:
+    return GraphStore(state_of(ctx).ws.kg_path)
+
+
+@app.command("import")
+def import_(
+    ctx: typer.Context,
+    path: Path | None = typer.Argument(
+        None,
+        help="A folder with entities.jsonl[.gz] and "
+        "relations.jsonl[.gz] (a bundle or a kg export).",
+    ),
+    demo: bool = typer.Option(False, "--demo", help="Import the embedded demo bundle."),
+    bundle: str | None = typer.Option(
+        None, "--bundle", help="Import an embedded bundle by name: demo or tiny."
+    ),
+) -> None:
+    """Load entities and relations into <workspace>/kg.sqlite (importing twice is harmless)."""
+    if path is None and not demo and bundle is None:
+        raise typer.BadParameter("give a PATH, --demo or --bundle NAME")
+    folder = path if path is not None else bundle_dir(bundle or "demo")
+    state = state_of(ctx)
+    ws = state.ws.ensure()
+    with Run(ws, "kg-import", state.settings) as run, open_store(ctx) as store:
+        counts = import_records(store, folder)
+        stats = store.stats()
+        for name, value in counts.items():
+            run.count(f"{name}_read", value)
+    console.print(
+        f"read {counts['entities']:,} entities and {counts['relations']:,} relations "
+        f"from {folder}; the graph now holds {stats['entities']:,} entities and "
+        f"{stats['relations']:,} relations ({ws.kg_path})"
+    )
+
+
+@app.command("stats")
+def stats(
+    ctx: typer.Context,
+    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+) -> None:
+    """Entity counts by type and relation counts by predicate and source."""
+    with open_store(ctx) as store:
+        figures = store.stats()
+    if as_json:
+        console.print_json(json.dumps(figures))
+        return
+    console.print(f"[bold]{figures['entities']:,} entities, {figures['relations']:,} relations[/]")
+    grid = Table.grid(padding=(0, 2))
+    grid.add_row(
+        *(
+            _counts(title, figures[key])
+            for title, key in (
+                ("entities by type", "entities_by_type"),
+                ("relations by predicate", "relations_by_predicate"),
+                ("assertions by source", "relation_assertions_by_source"),
+            )
+        )
+    )
+    console.print(grid)
+
+
+@app.command("show")
+def show(
+    ctx: typer.Context,
+    entity_id: str = typer.Argument(
+        ..., help="An id (ORPHA:324), an xref (OMIM:301500) or a name."
+    ),
+    limit: int = typer.Option(12, help="Neighbours shown per predicate (0: all)."),
+) -> None:
+    """An entity, its attributes, and its neighbours by predicate with frequencies and sources."""
+    with open_store(ctx) as store:
+        resolved = store.resolve(entity_id) or next(iter(store.find(entity_id)), None)
+        if resolved is None:
+            raise InputError(f"no entity {entity_id!r} in {store.path}")
+        entity = store.entity(resolved)
+        neighbours = store.neighbours(resolved)
+    assert entity is not None
+    console.print(f"[bold]{entity.name}[/] ({entity.id}, {entity.type}; {entity.source})")
+    if entity.aliases:
+        console.print(f"aliases: {'; '.join(entity.aliases[:12])}")
+    if entity.xrefs:
+        console.print(f"xrefs: {', '.join(entity.xrefs)}")
+    for key in ("inheritance", "onset", "prevalence_class", "disorder_type"):
+        if entity.attrs.get(key):
+            value = entity.attrs[key]
+            console.print(f"{key}: {', '.join(value) if isinstance(value, list) else value}")
+    groups: dict[str, list] = defaultdict(list)
+    for relation, other in neighbours:
+        arrow = "→" if relation.subj == entity.id else "←"
+        groups[f"{arrow} {relation.pred}"].append((relation, other))
+    for items in groups.values():  # the most frequent findings first
+        items.sort(key=lambda pair: -float(pair[0].clinical.get("freq_mid", 0)))
+    for label, items in sorted(groups.items(), key=lambda kv: -len(kv[1])):
+        table = Table(title=f"{label} ({len(items)})", title_justify="left")
+        for column in ("entity", "name", "context", "source"):
+            table.add_column(column, overflow="fold")
+        for relation, other in items[: limit or None]:
+            table.add_row(other.id, other.name, _context(relation.clinical), relation.source)
+        if limit and len(items) > limit:
+            table.add_row("…", f"{len(items) - limit} more (--limit 0 shows all)", "", "")
+        console.print(table)
+
+
+@app.command("export")
+def export(
+    ctx: typer.Context,
+    out: Path = typer.Argument(..., help="A folder for jsonl, a file for graphml and d3."),
+    fmt: str = typer.Option("jsonl", "--format", help="jsonl, graphml or d3."),
+) -> None:
+    """Export the graph: JSONL (re-importable), GraphML (Gephi, Cytoscape) or D3 JSON."""
+    if fmt not in ("jsonl", "graphml", "d3"):
+        raise typer.BadParameter("--format is jsonl, graphml or d3")
+    with open_store(ctx) as store:
+        written = export_graph(store, out, fmt)  # type: ignore[arg-type]
+    console.print(f"wrote {written}")
+
+
+def _context(clinical: dict) -> str:
+    if "frequency" in clinical:
+        return str(clinical["frequency"])
+    return ", ".join(f"{k}: {v}" for k, v in clinical.items())
+
+
+def _counts(title: str, counts: dict[str, int]) -> Table:
+    table = Table(title=title, title_justify="left")
+    table.add_column("")
+    table.add_column("count", justify="right")
+    for key, value in counts.items():
+        table.add_row(key, f"{value:,}")
+    return table

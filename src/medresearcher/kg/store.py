@@ -1,0 +1,502 @@
+"""The graph store: entities and 6-tuple relations with their provenance, in SQLite.
+
+Paper §3.1.1 grows a graph of rare entities whose relations carry temporal, spatial and
+clinical context. The public release kept flat JSON files per run and re-read all of them
+every iteration; here one SQLite file (WAL mode: readers while one writer works) holds
+everything, indexed for the questions the samplers and expansion ask: neighbours by
+predicate and type, degree, lookups by alias and xref.
+
+Merging is order-independent, so importing sources in any order gives the same graph:
+
+- aliases and xrefs are unions; every name an entity was given is kept as an alias;
+- the name, description and each attribute come from the contribution whose
+  ``(source, value)`` sorts first;
+- a relation is identified by subject, predicate, object and its context (temporal,
+  spatial, clinical); every source that asserted it is kept, the record shows the first.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import unicodedata
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+
+from medresearcher.errors import InputError
+from medresearcher.schema import Entity, Relation
+
+__all__ = ["GraphStore", "normalise_name"]
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS entities (
+    id TEXT PRIMARY KEY, type TEXT NOT NULL, name TEXT NOT NULL, name_source TEXT NOT NULL,
+    norm_name TEXT NOT NULL, description TEXT, description_source TEXT,
+    attrs TEXT NOT NULL, attr_sources TEXT NOT NULL, mentions INTEGER, source TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS entities_type ON entities(type);
+CREATE INDEX IF NOT EXISTS entities_norm ON entities(norm_name);
+CREATE TABLE IF NOT EXISTS aliases (
+    entity_id TEXT NOT NULL, alias TEXT NOT NULL, norm_alias TEXT NOT NULL,
+    PRIMARY KEY (entity_id, alias));
+CREATE INDEX IF NOT EXISTS aliases_norm ON aliases(norm_alias);
+CREATE TABLE IF NOT EXISTS xrefs (
+    entity_id TEXT NOT NULL, xref TEXT NOT NULL, PRIMARY KEY (entity_id, xref));
+CREATE INDEX IF NOT EXISTS xrefs_xref ON xrefs(xref);
+CREATE TABLE IF NOT EXISTS relations (
+    id INTEGER PRIMARY KEY, subj TEXT NOT NULL, pred TEXT NOT NULL, obj TEXT NOT NULL,
+    context TEXT NOT NULL, temporal TEXT NOT NULL, spatial TEXT NOT NULL,
+    clinical TEXT NOT NULL, UNIQUE (subj, pred, obj, context));
+CREATE INDEX IF NOT EXISTS relations_subj ON relations(subj, pred);
+CREATE INDEX IF NOT EXISTS relations_obj ON relations(obj, pred);
+CREATE TABLE IF NOT EXISTS relation_sources (
+    relation_id INTEGER NOT NULL, source TEXT NOT NULL, evidence TEXT,
+    confidence REAL NOT NULL, PRIMARY KEY (relation_id, source));
+"""
+
+_SPACE = re.compile(r"[\s\-_/,]+")
+# When twins share an xref, the Orphanet record is the one to link to (the graph is built
+# around rare disorders; retrieval's entity_of makes the same choice).
+_PREFERRED = "(entity_id NOT LIKE 'ORPHA:%'), entity_id"
+
+
+def normalise_name(name: str) -> str:
+    """Case-, accent- and punctuation-folded name for matching ("Anderson–Fabry disease" →
+    "anderson fabry disease")."""
+    dashes = "".join("-" if unicodedata.category(c) == "Pd" else c for c in name)
+    folded = unicodedata.normalize("NFKD", dashes).encode("ascii", "ignore").decode("ascii")
+    folded = folded.casefold().replace("'s ", " ").replace("'", "")
+    return _SPACE.sub(" ", re.sub(r"[^\w\s\-/,]", " ", folded)).strip()
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+def _first(candidates: Iterable[tuple[str, Any]]) -> tuple[str, Any]:
+    """The (source, value) pair that sorts first: the order-independent winner."""
+    return min(candidates, key=lambda pair: (pair[0], _dumps(pair[1])))
+
+
+class GraphStore:
+    """Entities and relations in one SQLite file; use as a context manager.
+
+    Writes are batched in transactions by :meth:`add_entities` / :meth:`add_relations`;
+    single adds commit on their own.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(self.path, isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.executescript(SCHEMA)
+
+    def __enter__(self) -> GraphStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.db.close()
+
+    # -- writing ----------------------------------------------------------------------
+
+    def add_entities(self, entities: Iterable[Entity], *, merge_xrefs: bool = False) -> int:
+        """Add or merge many entities in one transaction; returns how many were read."""
+        count = 0
+        with self._transaction():
+            for entity in entities:
+                self._merge_entity(entity, merge_xrefs=merge_xrefs)
+                count += 1
+        return count
+
+    def add_entity(self, entity: Entity, *, merge_xrefs: bool = False) -> str:
+        """Add ``entity`` or merge it into the one with its id; returns the id it lives at.
+
+        With ``merge_xrefs``, an entity whose id is new merges into an existing entity that
+        shares an xref with it (or whose id is one of its xrefs): how discovered entities
+        join the ones already there. Imports keep it off, so that twins in different
+        ontologies stay two nodes linked by ``same_as``.
+        """
+        with self._transaction():
+            return self._merge_entity(entity, merge_xrefs=merge_xrefs)
+
+    def add_relations(self, relations: Iterable[Relation]) -> int:
+        """Add many relations in one transaction; returns how many were read.
+
+        Raises
+        ------
+        InputError
+            Naming the record number and the missing end, when a relation points to an
+            entity that is not in the graph (nothing of the batch is written).
+        """
+        count = 0
+        with self._transaction():
+            for count, relation in enumerate(relations, start=1):
+                self._add_relation(relation, record=count)
+        return count
+
+    def add_relation(self, relation: Relation) -> bool:
+        """Add one relation; False when the same fact was already there (its source is
+        still recorded)."""
+        with self._transaction():
+            return self._add_relation(relation, record=1)
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self.db)
+
+    def _merge_entity(self, entity: Entity, *, merge_xrefs: bool) -> str:
+        row = self.db.execute("SELECT * FROM entities WHERE id = ?", (entity.id,)).fetchone()
+        target = entity.id
+        if row is None and merge_xrefs:
+            keys = [*entity.xrefs]
+            found = (
+                self.db.execute(
+                    "SELECT entity_id FROM (SELECT entity_id FROM xrefs WHERE xref IN "
+                    f"({','.join('?' * len(keys))}) UNION SELECT id AS entity_id FROM entities "
+                    f"WHERE id IN ({','.join('?' * len(keys))})) ORDER BY {_PREFERRED} LIMIT 1",
+                    (*keys, *keys),
+                ).fetchone()
+                if keys
+                else None
+            )
+            if found:
+                target = found[0]
+                row = self.db.execute("SELECT * FROM entities WHERE id = ?", (target,)).fetchone()
+        if row is None:
+            self.db.execute(
+                "INSERT INTO entities VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    target,
+                    entity.type,
+                    entity.name,
+                    entity.source,
+                    normalise_name(entity.name),
+                    entity.description,
+                    entity.source if entity.description else None,
+                    _dumps(entity.attrs),
+                    _dumps({k: entity.source for k in entity.attrs}),
+                    entity.mentions,
+                    entity.source,
+                ),
+            )
+            names = set(entity.aliases)
+        else:
+            names = self._merge_into(row, entity)
+        for alias in names:
+            self.db.execute(
+                "INSERT OR IGNORE INTO aliases VALUES (?,?,?)",
+                (target, alias, normalise_name(alias)),
+            )
+        current = self.db.execute("SELECT name FROM entities WHERE id = ?", (target,)).fetchone()[0]
+        self.db.execute("DELETE FROM aliases WHERE entity_id = ? AND alias = ?", (target, current))
+        for xref in entity.xrefs:
+            if xref != target:
+                self.db.execute("INSERT OR IGNORE INTO xrefs VALUES (?,?)", (target, xref))
+        return target
+
+    def _merge_into(self, row: sqlite3.Row | tuple, entity: Entity) -> set[str]:
+        (
+            id_,
+            type_,
+            name,
+            name_source,
+            _,
+            description,
+            description_source,
+            attrs,
+            attr_sources,
+            mentions,
+            source,
+        ) = row
+        new_name_source, new_name = _first([(name_source, name), (entity.source, entity.name)])
+        names = {name, entity.name, *entity.aliases} - {new_name}
+        if entity.description and description:
+            description_source, description = _first(
+                [(description_source, description), (entity.source, entity.description)]
+            )
+        elif entity.description:
+            description_source, description = entity.source, entity.description
+        attrs, attr_sources = json.loads(attrs), json.loads(attr_sources)
+        for key, value in entity.attrs.items():
+            if key in attrs:
+                attr_sources[key], attrs[key] = _first(
+                    [(attr_sources[key], attrs[key]), (entity.source, value)]
+                )
+            else:
+                attrs[key], attr_sources[key] = value, entity.source
+        if entity.mentions is not None:
+            mentions = max(mentions or 0, entity.mentions)
+        self.db.execute(
+            "UPDATE entities SET type=?, name=?, name_source=?, norm_name=?, description=?, "
+            "description_source=?, attrs=?, attr_sources=?, mentions=?, source=? WHERE id=?",
+            (
+                min(type_, entity.type) if type_ != entity.type else type_,
+                new_name,
+                new_name_source,
+                normalise_name(new_name),
+                description,
+                description_source,
+                _dumps(attrs),
+                _dumps(attr_sources),
+                mentions,
+                min(source, entity.source),
+                id_,
+            ),
+        )
+        return names
+
+    def _add_relation(self, relation: Relation, *, record: int) -> bool:
+        for end, field in ((relation.subj, "subj"), (relation.obj, "obj")):
+            if not self.db.execute("SELECT 1 FROM entities WHERE id = ?", (end,)).fetchone():
+                raise InputError(f"relation {record}: {field}: entity {end!r} is not in the graph")
+        context = _dumps([relation.temporal, relation.spatial, relation.clinical])
+        cursor = self.db.execute(
+            "INSERT OR IGNORE INTO relations (subj, pred, obj, context, temporal, spatial, "
+            "clinical) VALUES (?,?,?,?,?,?,?)",
+            (
+                relation.subj,
+                relation.pred,
+                relation.obj,
+                context,
+                _dumps(relation.temporal),
+                _dumps(relation.spatial),
+                _dumps(relation.clinical),
+            ),
+        )
+        added = cursor.rowcount == 1
+        relation_id = self.db.execute(
+            "SELECT id FROM relations WHERE subj=? AND pred=? AND obj=? AND context=?",
+            (relation.subj, relation.pred, relation.obj, context),
+        ).fetchone()[0]
+        self.db.execute(
+            "INSERT INTO relation_sources VALUES (?,?,?,?) ON CONFLICT DO UPDATE SET "
+            "confidence = max(confidence, excluded.confidence), "
+            "evidence = coalesce(evidence, excluded.evidence)",
+            (relation_id, relation.source, relation.evidence, relation.confidence),
+        )
+        return added
+
+    # -- reading ----------------------------------------------------------------------
+
+    def entity(self, entity_id: str) -> Entity | None:
+        row = self.db.execute("SELECT * FROM entities WHERE id = ?", (entity_id,)).fetchone()
+        return None if row is None else self._entity(row)
+
+    def _entity(self, row: tuple) -> Entity:
+        id_, type_, name, _, _, description, _, attrs, _, mentions, source = row
+        aliases = [
+            a
+            for (a,) in self.db.execute(
+                "SELECT alias FROM aliases WHERE entity_id = ? ORDER BY alias", (id_,)
+            )
+        ]
+        xrefs = [
+            x
+            for (x,) in self.db.execute(
+                "SELECT xref FROM xrefs WHERE entity_id = ? ORDER BY xref", (id_,)
+            )
+        ]
+        return Entity(
+            id=id_,
+            type=type_,
+            name=name,
+            aliases=aliases,
+            xrefs=xrefs,
+            attrs=json.loads(attrs),
+            description=description,
+            mentions=mentions,
+            source=source,
+        )
+
+    def iter_entities(self) -> Iterator[Entity]:
+        for row in self.db.execute("SELECT * FROM entities ORDER BY id").fetchall():
+            yield self._entity(row)
+
+    def iter_relations(self) -> Iterator[Relation]:
+        rows = self.db.execute("SELECT id FROM relations ORDER BY subj, pred, obj, context")
+        for (relation_id,) in rows.fetchall():
+            yield self._relation(relation_id)
+
+    def _relation(self, relation_id: int) -> Relation:
+        subj, pred, obj, temporal, spatial, clinical = self.db.execute(
+            "SELECT subj, pred, obj, temporal, spatial, clinical FROM relations WHERE id = ?",
+            (relation_id,),
+        ).fetchone()
+        source, evidence, confidence = self.db.execute(
+            "SELECT source, evidence, confidence FROM relation_sources WHERE relation_id = ? "
+            "ORDER BY source LIMIT 1",
+            (relation_id,),
+        ).fetchone()
+        return Relation(
+            subj=subj,
+            pred=pred,
+            obj=obj,
+            temporal=json.loads(temporal),
+            spatial=json.loads(spatial),
+            clinical=json.loads(clinical),
+            source=source,
+            evidence=evidence,
+            confidence=confidence,
+        )
+
+    def sources_of(self, relation: Relation) -> list[str]:
+        """Every source that asserted ``relation`` (its provenance)."""
+        context = _dumps([relation.temporal, relation.spatial, relation.clinical])
+        return [
+            s
+            for (s,) in self.db.execute(
+                "SELECT source FROM relation_sources JOIN relations ON id = relation_id "
+                "WHERE subj=? AND pred=? AND obj=? AND context=? ORDER BY source",
+                (relation.subj, relation.pred, relation.obj, context),
+            )
+        ]
+
+    def find(self, name: str, *, type: str | None = None) -> list[str]:
+        """Ids of entities whose name or an alias normalises to ``name``'s form."""
+        norm = normalise_name(name)
+        ids = {
+            i for (i,) in self.db.execute("SELECT id FROM entities WHERE norm_name = ?", (norm,))
+        }
+        ids |= {
+            i
+            for (i,) in self.db.execute(
+                "SELECT entity_id FROM aliases WHERE norm_alias = ?", (norm,)
+            )
+        }
+        if type is not None:
+            ids = {
+                i
+                for i in ids
+                if self.db.execute(
+                    "SELECT 1 FROM entities WHERE id = ? AND type = ?", (i, type)
+                ).fetchone()
+            }
+        return sorted(ids)
+
+    def resolve(self, identifier: str) -> str | None:
+        """The entity with this id, or the one that lists it as an xref."""
+        if self.db.execute("SELECT 1 FROM entities WHERE id = ?", (identifier,)).fetchone():
+            return identifier
+        row = self.db.execute(
+            f"SELECT entity_id FROM xrefs WHERE xref = ? ORDER BY {_PREFERRED}", (identifier,)
+        ).fetchone()
+        return row[0] if row else None
+
+    def neighbours(
+        self,
+        entity_id: str,
+        *,
+        predicates: Sequence[str] | None = None,
+        types: Sequence[str] | None = None,
+        direction: str = "both",
+    ) -> list[tuple[Relation, Entity]]:
+        """Relations touching ``entity_id`` and the entity at their other end, filtered by
+        predicate and by the other end's type; ``direction`` is out, in or both."""
+        queries = []
+        if direction in ("out", "both"):
+            queries.append(("SELECT id, obj FROM relations WHERE subj = ?", "obj"))
+        if direction in ("in", "both"):
+            queries.append(("SELECT id, subj FROM relations WHERE obj = ?", "subj"))
+        result = []
+        for sql, _ in queries:
+            params: list[Any] = [entity_id]
+            if predicates:
+                sql += f" AND pred IN ({','.join('?' * len(predicates))})"
+                params += list(predicates)
+            for relation_id, other in self.db.execute(sql + " ORDER BY id", params).fetchall():
+                entity = self.entity(other)
+                if entity is not None and (not types or entity.type in types):
+                    result.append((self._relation(relation_id), entity))
+        return result
+
+    def degree(self, entity_id: str) -> int:
+        (n,) = self.db.execute(
+            "SELECT count(*) FROM relations WHERE subj = ? OR obj = ?", (entity_id, entity_id)
+        ).fetchone()
+        return int(n)
+
+    def subgraph(self, ids: Iterable[str]) -> tuple[list[Entity], list[Relation]]:
+        """The entities ``ids`` and the relations among them (the induced subgraph)."""
+        wanted = sorted(set(ids))
+        entities = [e for e in (self.entity(i) for i in wanted) if e is not None]
+        present = {e.id for e in entities}
+        relations = [
+            r
+            for r in self.iter_relations_touching(present)
+            if r.subj in present and r.obj in present
+        ]
+        return entities, relations
+
+    def iter_relations_touching(self, ids: set[str]) -> Iterator[Relation]:
+        seen: set[int] = set()
+        for entity_id in sorted(ids):
+            for (relation_id,) in self.db.execute(
+                "SELECT id FROM relations WHERE subj = ? OR obj = ?", (entity_id, entity_id)
+            ):
+                if relation_id not in seen:
+                    seen.add(relation_id)
+                    yield self._relation(relation_id)
+
+    def to_networkx(self, ids: Iterable[str] | None = None) -> nx.MultiDiGraph:
+        """The graph (or the subgraph induced by ``ids``) with every attribute on it."""
+        if ids is None:
+            entities, relations = list(self.iter_entities()), list(self.iter_relations())
+        else:
+            entities, relations = self.subgraph(ids)
+        graph = nx.MultiDiGraph()
+        for e in entities:
+            graph.add_node(e.id, **e.model_dump(exclude={"id"}))
+        for r in relations:
+            graph.add_edge(r.subj, r.obj, key=r.pred, **r.model_dump(exclude={"subj", "obj"}))
+        return graph
+
+    def stats(self) -> dict[str, Any]:
+        by_type = dict(
+            self.db.execute(
+                "SELECT type, count(*) FROM entities GROUP BY type ORDER BY 2 DESC"
+            ).fetchall()
+        )
+        by_pred = dict(
+            self.db.execute(
+                "SELECT pred, count(*) FROM relations GROUP BY pred ORDER BY 2 DESC"
+            ).fetchall()
+        )
+        by_source: Counter[str] = Counter(
+            dict(
+                self.db.execute(
+                    "SELECT source, count(*) FROM relation_sources GROUP BY source"
+                ).fetchall()
+            )
+        )
+        return {
+            "entities": sum(by_type.values()),
+            "relations": sum(by_pred.values()),
+            "entities_by_type": by_type,
+            "relations_by_predicate": by_pred,
+            "relation_assertions_by_source": dict(by_source.most_common()),
+        }
+
+
+class _Transaction:
+    """BEGIN … COMMIT around a batch (ROLLBACK on error); nested use joins the outer one."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+        self.outer = False
+
+    def __enter__(self) -> None:
+        if not self.db.in_transaction:
+            self.db.execute("BEGIN")
+            self.outer = True
+
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        if self.outer:
+            self.db.execute("ROLLBACK" if exc_type else "COMMIT")
