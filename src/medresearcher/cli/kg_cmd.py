@@ -149,3 +149,111 @@ def _counts(title: str, counts: dict[str, int]) -> Table:
     for key, value in counts.items():
         table.add_row(key, f"{value:,}")
     return table
+
+
+@app.command("expand")
+def expand_(
+    ctx: typer.Context,
+    seeds: Path = typer.Option(
+        ...,
+        "--seeds",
+        exists=True,
+        dir_okay=False,
+        help="Seed entities: JSONL with entity_id (kg mine-rare writes one), or one id per line.",
+    ),
+    steps: int = typer.Option(20, "--steps", help="Steps per seed."),
+    max_nodes: int | None = typer.Option(
+        None, "--max-nodes", help="Stop after adding this many entities."
+    ),
+    walk_probability: float = typer.Option(
+        0.5,
+        "--walk-probability",
+        min=0.0,
+        max=1.0,
+        help="p of walking to a neighbour; else discover.",
+    ),
+    discover: str = typer.Option(
+        "on", "--discover", help="on: discover through the retriever and an LLM; off: walk only."
+    ),
+    endpoint: str = typer.Option("extractor", "--endpoint", help="LLM endpoint for extraction."),
+    seed: int = typer.Option(0, "--seed", help="Random seed (runs are reproducible)."),
+    run_name: str = typer.Option(
+        "expand", "--run", help="Step log name; re-running the same name resumes it."
+    ),
+) -> None:
+    """Grow the graph from seeds (paper §3.1.1): walk to a random neighbour with probability
+    p, else discover new entities and 6-tuple relations in retrieved documents."""
+    import asyncio
+
+    from medresearcher.kg.expand import ExpansionConfig, expand
+    from medresearcher.llm import LLMGateway
+    from medresearcher.retrieval import EmbeddedRetriever
+
+    if discover not in ("on", "off"):
+        raise typer.BadParameter("--discover is on or off")
+    state = state_of(ctx)
+    ws = state.ws.ensure()
+    discovering = discover == "on"
+    if discovering and endpoint not in state.settings.llm:
+        raise InputError(
+            f"discovery needs an LLM endpoint: add [llm.{endpoint}] to the config (see "
+            "`medresearcher config init`), or run with --discover off to walk only"
+        )
+    seed_ids = _read_seeds(seeds)
+    config = ExpansionConfig(
+        walk_probability=walk_probability,
+        max_steps=steps,
+        max_nodes=max_nodes,
+        seed=seed,
+        endpoint=endpoint,
+        discover=discovering,
+    )
+    log_path = ws.runs_root / f"kg-{run_name}.steps.jsonl"
+
+    async def go():
+        retriever = (
+            EmbeddedRetriever(ws.index_dir, state.settings.retrieval) if discovering else None
+        )
+        if not discovering:
+            return await expand(
+                store, seed_ids, retriever=None, gateway=None, config=config, log_path=log_path
+            )
+        async with LLMGateway(state.settings) as gateway:
+            report = await expand(
+                store,
+                seed_ids,
+                retriever=retriever,
+                gateway=gateway,
+                config=config,
+                log_path=log_path,
+            )
+            run.record_usage(gateway.usage_report())
+            return report
+
+    with Run(ws, "kg-expand", state.settings) as run, open_store(ctx) as store:
+        report = asyncio.run(go())
+        for name in ("steps", "walks", "discoveries", "stuck", "entities_added", "relations_added"):
+            run.count(name, getattr(report, name))
+    rejected = ", ".join(f"{k}: {v}" for k, v in report.relations_rejected.items()) or "none"
+    console.print(
+        f"{report.steps} steps ({report.walks} walks, {report.discoveries} "
+        f"discoveries, {report.stuck} stuck); +{report.entities_added} entities, "
+        f"+{report.relations_added} relations; rejected: {rejected}; step log "
+        f"{log_path}"
+    )
+
+
+def _read_seeds(path: Path) -> list[str]:
+    ids = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        line = line.strip()
+        if not line:
+            continue
+        if line.startswith("{"):
+            try:
+                ids.append(str(json.loads(line)["entity_id"]))
+            except (ValueError, KeyError):
+                raise InputError(f"{path}:{number}: entity_id: missing or not JSON") from None
+        else:
+            ids.append(line)
+    return ids
