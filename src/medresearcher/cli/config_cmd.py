@@ -70,5 +70,5 @@ def init(
     text = resources.files("medresearcher.resources").joinpath(EXAMPLE).read_text("utf-8")
     path.write_text(text, encoding="utf-8")
     console.print(
-        f"wrote {path}; edit the [llm.*] tables, then run [cyan]medresearcher llm ping[/]"
+        f"wrote {path}; edit the \\[llm.*] tables, then run [cyan]medresearcher llm ping[/]"
     )

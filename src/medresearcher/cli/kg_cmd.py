@@ -257,3 +257,82 @@ def _read_seeds(path: Path) -> list[str]:
         else:
             ids.append(line)
     return ids
+
+
+@app.command("mine-rare")
+def mine_rare(
+    ctx: typer.Context,
+    tau: float = typer.Option(
+        1e-6,
+        "--tau",
+        help="Rate threshold: mentions / corpus tokens "
+        "(paper: 1e-6 on ~10⁹ tokens; the scale is printed).",
+    ),
+    min_mentions: int = typer.Option(
+        1,
+        "--min-mentions",
+        help="Ignore entities mentioned fewer times (0-mention entities never qualify).",
+    ),
+    corpus: Path | None = typer.Option(
+        None,
+        "--corpus",
+        exists=True,
+        dir_okay=False,
+        help="Corpus JSONL (default: <workspace>/corpus/"
+        "corpus.jsonl if present, else the demo bundle).",
+    ),
+    bundle: str | None = typer.Option(
+        None, "--bundle", help="Use an embedded bundle's corpus: demo or tiny."
+    ),
+    llm_filter: str | None = typer.Option(
+        None,
+        "--filter",
+        help="LLM endpoint that keeps clinically significant candidates (optional).",
+    ),
+    out: str = typer.Option("seeds", "--out", help="Seeds file <workspace>/<out>.jsonl."),
+) -> None:
+    """Rare seed entities: mention rate in the corpus below τ (paper §3.1.1)."""
+    import asyncio
+
+    from medresearcher.cli.index_cmd import corpus_source
+    from medresearcher.kg.rarity import filter_candidates, mine_rare_entities, write_seeds
+    from medresearcher.llm import LLMGateway
+
+    state = state_of(ctx)
+    ws = state.ws.ensure()
+    source, documents = corpus_source(state, corpus, bundle)
+    with Run(ws, "kg-mine-rare", state.settings) as run, open_store(ctx) as store:
+        entities = list(store.iter_entities())
+        if not entities:
+            raise InputError(f"{store.path} is empty: run `medresearcher kg import --demo` first")
+        report = mine_rare_entities(
+            documents, entities, tau=tau, min_mentions=min_mentions, progress=True
+        )
+        verdicts = None
+        if llm_filter:
+            state.settings.endpoint(llm_filter)  # unknown names fail here, listing the known
+
+            async def ask():
+                async with LLMGateway(state.settings) as gateway:
+                    found = await filter_candidates(report.candidates, gateway, llm_filter, tau=tau)
+                    run.record_usage(gateway.usage_report())
+                    return found
+
+            verdicts = asyncio.run(ask())
+        seeds_path = ws.root / f"{out}.jsonl"
+        written = write_seeds(seeds_path, report, verdicts)
+        run.count("candidates", len(report.candidates))
+        run.count("seeds_written", written)
+    console.print(f"corpus {source}: {report.describe()}")
+    kept = [c for c in report.candidates][:8]
+    if kept:
+        table = Table(title="rarest mentioned entities", title_justify="left")
+        for column in ("entity", "name", "type", "mentions", "rate"):
+            table.add_column(column)
+        for c in kept:
+            table.add_row(c.entity_id, c.name, c.type, str(c.mentions), f"{c.rate:.2e}")
+        console.print(table)
+    console.print(
+        f"{written} new seeds in {seeds_path}"
+        + ("" if llm_filter else " (no LLM filter: --filter ENDPOINT adds one)")
+    )

@@ -25,7 +25,7 @@ def ping(
         None,
         "--endpoint",
         "-e",
-        help="Endpoint name ([llm.<name>]); default: the only one, or 'agent'.",
+        help="Endpoint name (\\[llm.<name>]); default: the only one, or 'agent'.",
     ),
     retries: int = typer.Option(0, help="Retries on 429/5xx/timeouts before giving up."),
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
