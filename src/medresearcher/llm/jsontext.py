@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from typing import Any
 
 __all__ = [
@@ -22,74 +23,60 @@ _FENCE_OPEN_RE = re.compile(r"^```[A-Za-z0-9_+-]*[ \t]*\n?")
 _FENCE_CLOSE_RE = re.compile(r"\n?[ \t]*```$")
 
 
-def remove_trailing_commas(text: str) -> str:
-    """Drop commas directly before ``}`` or ``]``, but never inside string literals.
+_CLOSER_AHEAD = re.compile(r"[ \t\r\n]*[}\]]")
 
-    A regex would also rewrite ``"a,}"`` inside a string value, corrupting the
-    arguments, so this walks the text tracking string state instead.
+
+def _outside_strings(text: str, start: int = 0) -> Iterator[tuple[int, str]]:
+    """(index, character) of every character of ``text`` outside JSON string literals.
+
+    Both repairs below must leave string values alone (a ``"a,}"`` inside an argument is
+    data, not syntax), so they share this one scanner of string state.
     """
-    out: list[str] = []
-    in_string = False
-    escaped = False
-    i = 0
-    n = len(text)
-    while i < n:
-        ch = text[i]
+    in_string = escaped = False
+    for index in range(start, len(text)):
+        char = text[index]
         if in_string:
-            out.append(ch)
             if escaped:
                 escaped = False
-            elif ch == "\\":
+            elif char == "\\":
                 escaped = True
-            elif ch == '"':
+            elif char == '"':
                 in_string = False
-        elif ch == '"':
+        elif char == '"':
             in_string = True
-            out.append(ch)
-        elif ch == ",":
-            j = i + 1
-            while j < n and text[j] in " \t\r\n":
-                j += 1
-            if j < n and text[j] in "}]":
-                i += 1  # skip the comma; the whitespace after it is kept
-                continue
-            out.append(ch)
         else:
-            out.append(ch)
-        i += 1
-    return "".join(out)
+            yield index, char
+
+
+def remove_trailing_commas(text: str) -> str:
+    """Drop commas directly before ``}`` or ``]``, but never inside string literals."""
+    drop = {
+        index
+        for index, char in _outside_strings(text)
+        if char == "," and _CLOSER_AHEAD.match(text, index + 1)
+    }
+    if not drop:
+        return text
+    return "".join(char for index, char in enumerate(text) if index not in drop)
 
 
 def balanced_object_span(text: str) -> tuple[int, int] | None:
     """The ``(start, end)`` of the first brace-balanced ``{...}`` in ``text``, or ``None``.
 
-    Used when the closing tag is missing (or junk follows the JSON), to find where the
-    call's JSON ends without trusting the rest of the text. Braces inside strings are
-    ignored.
+    Used when a closing tag is missing (or junk follows the JSON), to find where the JSON
+    ends without trusting the rest of the text. Braces inside strings are ignored.
     """
     start = text.find("{")
     if start < 0:
         return None
     depth = 0
-    in_string = False
-    escaped = False
-    for i in range(start, len(text)):
-        ch = text[i]
-        if in_string:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == '"':
-                in_string = False
-        elif ch == '"':
-            in_string = True
-        elif ch == "{":
+    for index, char in _outside_strings(text, start):
+        if char == "{":
             depth += 1
-        elif ch == "}":
+        elif char == "}":
             depth -= 1
             if depth == 0:
-                return start, i + 1
+                return start, index + 1
     return None
 
 
