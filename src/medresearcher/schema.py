@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["SOURCE_TYPES", "Document", "Entity", "Relation", "SourceType"]
+__all__ = ["SOURCE_TYPES", "Document", "Entity", "Relation", "Sample", "SourceType"]
 
 
 class Entity(BaseModel):
@@ -100,4 +100,36 @@ class Document(BaseModel):
         default_factory=dict,
         description="Source-specific fields: journal, issn, doi, mesh, publication_types, "
         "phase, status, set_id, ... (kept so that authority and filters can use them).",
+    )
+
+
+class Sample(BaseModel):
+    """A sampled subgraph and its reasoning chain (paper §3.1.2), the input of QA synthesis.
+
+    ``chain`` alternates entity ids and predicates: ``[e0, p1, e1, p2, e2, ...]``; a
+    predicate prefixed with ``^`` was followed against its direction (``^associated_gene``
+    leads from a gene to its disorder). ``edges`` are ``[subj, pred, obj]`` triples as stored.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(description="Stable hash of strategy, seed, parameters and anchor.")
+    strategy: str = Field(
+        description="max_chain, augmented_chain, community_core_path, "
+        "dual_core_bridge (mixed records the one it drew)."
+    )
+    seed: int
+    params: dict[str, Any] = Field(default_factory=dict)
+    anchor: str
+    nodes: list[str]
+    edges: list[list[str]]
+    chain: list[str]
+    hops: int = Field(description="Edges in the chain.")
+    unique: bool | None = Field(
+        default=None,
+        description="Whether following the chain's predicates from its start "
+        "reaches exactly one end entity.",
+    )
+    competing_ends: int | None = Field(
+        default=None, description="How many other end entities the same walk reaches."
     )

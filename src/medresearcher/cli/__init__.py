@@ -18,6 +18,7 @@ from medresearcher.cli import (
     kg_cmd,
     llm_cmd,
     runs_cmd,
+    sample_cmd,
 )
 from medresearcher.cli.state import CliState, err_console, redact_output
 from medresearcher.errors import MedResearcherError
@@ -38,6 +39,7 @@ app.add_typer(data_cmd.app, name="data")
 app.add_typer(corpus_cmd.app, name="corpus")
 app.add_typer(index_cmd.app, name="index")
 app.add_typer(kg_cmd.app, name="kg")
+app.add_typer(sample_cmd.app, name="sample")
 app.add_typer(llm_cmd.app, name="llm")
 app.add_typer(runs_cmd.app, name="runs")
 app.command("demo")(demo_cmd.demo)

@@ -6,6 +6,7 @@ for each stage that needs a model, that it needs one. As stages land, they join 
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import typer
@@ -15,13 +16,15 @@ from rich.table import Table
 from medresearcher import __version__
 from medresearcher.cli.data_cmd import print_bundle_info
 from medresearcher.cli.index_cmd import print_entities
+from medresearcher.cli.sample_cmd import chain_text
 from medresearcher.cli.state import console, state_of
 from medresearcher.data import bundle_dir, bundle_manifest, iter_documents
 from medresearcher.kg import GraphStore
 from medresearcher.kg.io import import_records
 from medresearcher.kg.rarity import mine_rare_entities, write_seeds
 from medresearcher.retrieval import EmbeddedRetriever, build_index
-from medresearcher.workspace import Run
+from medresearcher.sampling import STRATEGIES, GraphView, mixed
+from medresearcher.workspace import JsonlWriter, Run
 
 # (stage, command, status) — the pipeline of ARCHITECTURE.md §1 and where each part stands.
 STAGES = [
@@ -38,7 +41,7 @@ STAGES = [
         "medresearcher kg import / mine-rare / expand",
         "ready",
     ),
-    ("subgraph sampling, longest valid chain", "medresearcher sample ...", "planned"),
+    ("subgraph sampling, longest valid chain", "medresearcher sample / sample show", "ready"),
     ("QA synthesis (template offline, LLM writer)", "medresearcher qa ...", "planned"),
     ("agent and tools (ReAct)", "medresearcher agent ...", "planned"),
     ("trajectory synthesis (MTG, α = 0.7)", "medresearcher traj ...", "planned"),
@@ -51,6 +54,8 @@ STAGES = [
 # The paper's τ = 1e-6 assumes ~10⁹ corpus tokens; the demo corpus has under 10⁶, where one
 # mention is already ~1e-6. This keeps entities mentioned fewer than ~4 times.
 DEMO_TAU = 5e-6
+DEMO_SEED = 7
+DEMO_SAMPLES = 5
 # A researcher's description, not the disease's name.
 DEMO_QUERY = "GLA mutation, angiokeratoma, acroparesthesia, X-linked"
 
@@ -123,6 +128,35 @@ def demo(ctx: typer.Context) -> None:
         )
         run.count("kg_entities", stats["entities"])
         run.count("rare_seeds", len(report.candidates))
+
+        console.print(
+            "\n[bold cyan]4. Subgraph sampling[/] (medresearcher sample --strategy S "
+            "--max-hops 4; sample show ID)"
+        )
+        with GraphStore(ws.kg_path) as store:
+            view = GraphView.from_store(store)
+            anchors = sorted(
+                e.id
+                for e in store.iter_entities()
+                if e.id.startswith("ORPHA:") and e.attrs.get("rare")
+            )
+            picked = random.Random(DEMO_SEED).sample(anchors, DEMO_SAMPLES)
+            with JsonlWriter(ws.samples_path) as writer:
+                for name, strategy in {**STRATEGIES, "mixed": mixed}.items():
+                    hops = []
+                    for index, anchor in enumerate(picked):
+                        drawn = strategy(view, anchor, max_hops=4, seed=DEMO_SEED + index)
+                        writer.write(drawn)
+                        hops.append(drawn.hops)
+                    console.print(f"{name}: {len(hops)} samples, hops {sorted(hops)}")
+                    run.count(f"samples_{name}", len(hops))
+            example = STRATEGIES["max_chain"](view, picked[0], max_hops=4, seed=DEMO_SEED)
+            console.print(f"e.g. {chain_text(example, store)}")
+            console.print(
+                f"[dim]unique answer: {example.unique} "
+                f"({example.competing_ends} competing ends); samples in "
+                f"{ws.samples_path}[/]"
+            )
 
         console.print(f"\n[bold]workspace[/] {Path(ws.root).resolve()}")
         console.print(
