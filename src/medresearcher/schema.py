@@ -131,5 +131,6 @@ class Sample(BaseModel):
         "reaches exactly one end entity.",
     )
     competing_ends: int | None = Field(
-        default=None, description="How many other end entities the same walk reaches."
+        default=None,
+        description="How many other end entities the same walk reaches (counted up to 50).",
     )

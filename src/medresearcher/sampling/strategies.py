@@ -45,6 +45,10 @@ DEFAULT_WEIGHTS = {
     "dual_core_bridge": 0.15,
 }
 
+#: Competing ends are counted up to this many: enough to tell a near-unique chain from a
+#: hopeless one, without walking thousands of phenotype-hub branches per sample.
+COMPETING_ENDS_LIMIT = 50
+
 
 def sample_id(strategy: str, seed: int, params: dict[str, Any], anchor: str) -> str:
     """A stable id: ``S:`` + 16 hex digits of sha256 over the canonical JSON of the inputs."""
@@ -92,7 +96,7 @@ def _sample(
     others = sorted({n for t in extra for n in (t[0], t[2])} - seen_nodes)
     seen_edges = {tuple(t) for t in main}
     edges = main + sorted({tuple(t) for t in extra} - seen_edges)  # type: ignore[arg-type]
-    ends = competing_ends(view, chain, rules)
+    ends = competing_ends(view, chain, rules, limit=COMPETING_ENDS_LIMIT)
     params = {**params, "rules": rules.as_params()}
     return Sample(
         id=sample_id(strategy, seed, params, anchor),

@@ -176,6 +176,7 @@ def competing_ends(
     rules: ChainRules | None = None,
     *,
     max_states: int = 20_000,
+    limit: int | None = None,
 ) -> set[str]:
     """Every end reached by following the chain's predicates from its start.
 
@@ -189,6 +190,10 @@ def competing_ends(
     max_states:
         Partial walks to explore before falling back to a node-set walk that ignores
         revisits (an over-approximation: never claims uniqueness that does not hold).
+    limit:
+        Stop once this many ends other than the chain's own are found. Uniqueness is still
+        decided exactly; only the count of competitors is capped. Walks through phenotype
+        hubs reach thousands of ends, and counting them all cost ~50 ms per sample.
 
     References
     ----------
@@ -209,6 +214,8 @@ def competing_ends(
             return _frontier_ends(view, nodes[0], hops, rules)
         if depth == last:
             ends.add(node)
+            if limit is not None and len(ends - {nodes[-1]}) >= limit:
+                return ends | {nodes[-1]}
             continue
         if depth > 0 and not rules.inner_ok(view, node):
             continue
