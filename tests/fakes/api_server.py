@@ -15,20 +15,16 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
-import socketserver
-import sys
-import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-__all__ = ["ApiRequest", "ApiResponse", "FakeApiServer"]
+from tests.fakes.loopback import DISCONNECT_ERRORS, LoopbackServer, TrackedHandler
 
-_DISCONNECT_ERRORS = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError)
+__all__ = ["ApiRequest", "ApiResponse", "FakeApiServer"]
 
 
 @dataclass
@@ -83,46 +79,7 @@ class ApiRequest:
 Fallback = ApiResponse | Callable[[ApiRequest], ApiResponse]
 
 
-class _HTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 64
-
-    def __init__(self, fake: FakeApiServer) -> None:
-        self.fake = fake
-        super().__init__(("127.0.0.1", 0), _Handler)
-
-    def server_bind(self) -> None:
-        # Skip HTTPServer's getfqdn() (a reverse DNS lookup that can stall in sandboxes).
-        socketserver.TCPServer.server_bind(self)
-        self.server_name, self.server_port = "127.0.0.1", int(self.server_address[1])
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        exc = sys.exc_info()[1]
-        if isinstance(exc, (*_DISCONNECT_ERRORS, TimeoutError)) or self.fake.stopping:
-            return
-        super().handle_error(request, client_address)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True
-    server: _HTTPServer
-
-    def setup(self) -> None:
-        super().setup()
-        self.server.fake._track(self.connection, add=True)
-
-    def finish(self) -> None:
-        try:
-            with contextlib.suppress(*_DISCONNECT_ERRORS):
-                super().finish()
-        finally:
-            self.server.fake._track(self.connection, add=False)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Silenced: access logs would drown test output."""
-
+class _Handler(TrackedHandler):
     def do_GET(self) -> None:
         parts = urlsplit(self.path)
         request = ApiRequest(
@@ -133,7 +90,7 @@ class _Handler(BaseHTTPRequestHandler):
             headers={k.lower(): v for k, v in self.headers.items()},
             received_at=time.monotonic(),
         )
-        fake = self.server.fake
+        fake = self.server.owner
         response = fake._answer(request)
         if response.delay_s and fake._stop_event.wait(response.delay_s):
             self.close_connection = True
@@ -154,65 +111,20 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             with contextlib.suppress(OSError):
                 self.connection.shutdown(socket.SHUT_RDWR)
-        except _DISCONNECT_ERRORS:
+        except DISCONNECT_ERRORS:
             self.close_connection = True
 
 
-class FakeApiServer:
+class FakeApiServer(LoopbackServer):
     """A scriptable API on ``127.0.0.1:<random port>``; use it as a context manager."""
 
+    handler = _Handler
+
     def __init__(self) -> None:
-        self._lock = threading.RLock()
+        super().__init__()
         self._queues: dict[str, deque[ApiResponse]] = {}
         self._fallbacks: dict[str, Fallback] = {}
         self._requests: list[ApiRequest] = []
-        self._connections: set[socket.socket] = set()
-        self._stop_event = threading.Event()
-        self._httpd: _HTTPServer | None = None
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> FakeApiServer:
-        if self._httpd is None:
-            self._stop_event.clear()
-            self._httpd = _HTTPServer(self)
-            self._thread = threading.Thread(
-                target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-            )
-            self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving, wake delayed handlers and close kept-alive connections."""
-        httpd, thread = self._httpd, self._thread
-        if httpd is None:
-            return
-        self._stop_event.set()
-        httpd.shutdown()
-        httpd.server_close()
-        with self._lock:
-            conns = list(self._connections)
-        for conn in conns:
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
-        if thread is not None:
-            thread.join(timeout=5)
-        self._httpd = self._thread = None
-
-    def __enter__(self) -> FakeApiServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def stopping(self) -> bool:
-        return self._stop_event.is_set()
-
-    @property
-    def port(self) -> int:
-        if self._httpd is None:
-            raise RuntimeError("FakeApiServer is not started")
-        return int(self._httpd.server_address[1])
 
     @property
     def url(self) -> str:
@@ -233,13 +145,6 @@ class FakeApiServer:
 
     def requests_to(self, path: str) -> list[ApiRequest]:
         return [r for r in self.requests if r.path == path]
-
-    def _track(self, conn: socket.socket, *, add: bool) -> None:
-        with self._lock:
-            if add:
-                self._connections.add(conn)
-            else:
-                self._connections.discard(conn)
 
     def _answer(self, request: ApiRequest) -> ApiResponse:
         with self._lock:

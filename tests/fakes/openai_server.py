@@ -28,17 +28,19 @@ import contextlib
 import itertools
 import json
 import signal
-import socket
-import socketserver
 import sys
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
+
+if __package__:
+    from tests.fakes.loopback import DISCONNECT_ERRORS, LoopbackServer, TrackedHandler
+else:  # run as a script by the benchmarks: its own folder is on sys.path
+    from loopback import DISCONNECT_ERRORS, LoopbackServer, TrackedHandler
 
 __all__ = ["FakeOpenAIServer", "RecordedRequest", "Reply"]
 
@@ -59,7 +61,6 @@ _ERROR_TYPES: dict[int, str] = {
 
 # Errors that only mean "the client went away"; they are expected (e.g. after a client timeout
 # on a hanging reply, or when stop() closes idle keep-alive connections) and must stay quiet.
-_DISCONNECT_ERRORS = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError)
 
 
 @dataclass
@@ -180,54 +181,10 @@ def _error_body(status: int, message: str) -> bytes:
     return json.dumps({"error": {"message": message, "type": err_type, "code": status}}).encode()
 
 
-class _HTTPServer(ThreadingHTTPServer):
-    """ThreadingHTTPServer tuned for tests: big backlog, no reverse DNS, quiet disconnects."""
-
-    daemon_threads = True
-    # The default backlog (5) drops/ delays connections when a benchmark opens 64-128 at once.
-    request_queue_size = 256
-    allow_reuse_address = True
-
-    def __init__(self, fake: FakeOpenAIServer) -> None:
-        self.fake = fake
-        super().__init__(("127.0.0.1", 0), _Handler)
-
-    def server_bind(self) -> None:
-        # HTTPServer.server_bind calls socket.getfqdn(), a reverse DNS lookup that can take
-        # seconds in sandboxes; we know the name already.
-        socketserver.TCPServer.server_bind(self)
-        host, port = self.server_address[:2]
-        self.server_name = str(host)
-        self.server_port = int(port)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        exc = sys.exc_info()[1]
-        if isinstance(exc, (*_DISCONNECT_ERRORS, TimeoutError)) or self.fake.stopping:
-            return
-        super().handle_error(request, client_address)
-
-
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(TrackedHandler):
     """Per-connection handler; all state lives on the owning :class:`FakeOpenAIServer`."""
 
-    protocol_version = "HTTP/1.1"  # keep-alive, like a real API behind a connection pool
-    disable_nagle_algorithm = True  # headers and body are separate writes; avoid 40 ms stalls
-    server: _HTTPServer
     server_version = "FakeOpenAI/1.0"
-
-    def setup(self) -> None:
-        super().setup()
-        self.server.fake._track(self.connection)
-
-    def finish(self) -> None:
-        try:
-            with contextlib.suppress(*_DISCONNECT_ERRORS):
-                super().finish()
-        finally:
-            self.server.fake._untrack(self.connection)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Silenced: per-request access logs would drown test output."""
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -258,7 +215,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.flush()
 
     def _record(self, path: str, body_json: dict | None) -> None:
-        fake = self.server.fake
+        fake = self.server.owner
         rec = RecordedRequest(
             method=self.command,
             path=path,
@@ -276,7 +233,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._record(path, None)
         try:
             if path.rstrip("/") == MODELS_PATH:
-                model = self.server.fake.model
+                model = self.server.owner.model
                 body = {
                     "object": "list",
                     "data": [{"id": model, "object": "model", "owned_by": "fake"}],
@@ -284,7 +241,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(200, json.dumps(body).encode())
             else:
                 self._send(404, _error_body(404, f"no route for GET {path}"))
-        except _DISCONNECT_ERRORS:
+        except DISCONNECT_ERRORS:
             self.close_connection = True
 
     def do_POST(self) -> None:
@@ -292,10 +249,10 @@ class _Handler(BaseHTTPRequestHandler):
         raw = self._read_body()
         if path.rstrip("/") != CHAT_PATH:
             self._record(path, None)
-            with contextlib.suppress(*_DISCONNECT_ERRORS):
+            with contextlib.suppress(*DISCONNECT_ERRORS):
                 self._send(404, _error_body(404, f"no route for POST {path}"))
             return
-        fake = self.server.fake
+        fake = self.server.owner
         fake._enter()
         try:
             try:
@@ -313,7 +270,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self.close_connection = True
                 return
             self._send(status, payload, headers)
-        except _DISCONNECT_ERRORS:
+        except DISCONNECT_ERRORS:
             # The client gave up (typically a timeout on a hanging reply); nothing to answer.
             self.close_connection = True
         finally:
@@ -323,7 +280,7 @@ class _Handler(BaseHTTPRequestHandler):
         path = urlsplit(self.path).path
         self._read_body()
         self._record(path, None)
-        with contextlib.suppress(*_DISCONNECT_ERRORS):
+        with contextlib.suppress(*DISCONNECT_ERRORS):
             self._send(404, _error_body(404, f"no route for {self.command} {path}"))
 
     do_PUT = _not_found
@@ -331,13 +288,15 @@ class _Handler(BaseHTTPRequestHandler):
     do_DELETE = _not_found
 
 
-class FakeOpenAIServer:
+class FakeOpenAIServer(LoopbackServer):
     """A scriptable OpenAI-compatible chat server on ``127.0.0.1:<random port>``.
 
     Use as a context manager (or :meth:`start` / :meth:`stop`) and point a client at
     :attr:`base_url`.  Thread-safe: handler threads and the test thread share state under one
     re-entrant lock (re-entrant so reply callables may inspect the server).
     """
+
+    handler = _Handler
 
     def __init__(
         self,
@@ -346,76 +305,16 @@ class FakeOpenAIServer:
         latency_s: float = 0.0,
         default: ReplySource | None = None,
     ) -> None:
+        super().__init__()
         self.model = model
         self.latency_s = latency_s
         self.default: ReplySource = default if default is not None else Reply.text("ok")
-        self._lock = threading.RLock()
         self._queue: deque[Reply] = deque()
         self._rules: list[_Rule] = []
         self._requests: list[RecordedRequest] = []
         self._in_flight = 0
         self._peak_in_flight = 0
         self._ids = itertools.count(1)
-        self._connections: set[socket.socket] = set()
-        self._stop_event = threading.Event()
-        self._httpd: _HTTPServer | None = None
-        self._thread: threading.Thread | None = None
-
-    # -- lifecycle ------------------------------------------------------------------------
-
-    def start(self) -> FakeOpenAIServer:
-        """Bind 127.0.0.1:0 and serve in a daemon thread; returns self for chaining."""
-        if self._httpd is not None:
-            return self
-        self._stop_event.clear()
-        self._httpd = _HTTPServer(self)
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name=f"fake-openai-{self.port}",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and close the listening socket; safe to call more than once.
-
-        Sleeping handlers (latency, ``Reply.hang``) are woken and drop their connection, and idle
-        keep-alive connections are shut down, so no handler thread outlives the test for long.
-        """
-        httpd, thread = self._httpd, self._thread
-        if httpd is None:
-            return
-        self._stop_event.set()
-        httpd.shutdown()
-        httpd.server_close()
-        with self._lock:
-            conns = list(self._connections)
-        for conn in conns:
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
-        if thread is not None:
-            thread.join(timeout=5)
-        self._httpd = None
-        self._thread = None
-
-    def __enter__(self) -> FakeOpenAIServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def stopping(self) -> bool:
-        """True once :meth:`stop` has begun (handler errors after that are expected noise)."""
-        return self._stop_event.is_set()
-
-    @property
-    def port(self) -> int:
-        if self._httpd is None:
-            raise RuntimeError("FakeOpenAIServer is not started")
-        return int(self._httpd.server_address[1])
 
     @property
     def base_url(self) -> str:
@@ -482,14 +381,6 @@ class FakeOpenAIServer:
             return self._peak_in_flight
 
     # -- internals used by the handler ----------------------------------------------------
-
-    def _track(self, conn: socket.socket) -> None:
-        with self._lock:
-            self._connections.add(conn)
-
-    def _untrack(self, conn: socket.socket) -> None:
-        with self._lock:
-            self._connections.discard(conn)
 
     def _enter(self) -> None:
         with self._lock:
