@@ -31,11 +31,17 @@ MAX_HELP = "Stop after this many documents."
 OUT_HELP = "Corpus file name in <workspace>/corpus/ (default: the source's name)."
 BASE_URL_HELP = "The API's base URL (a mirror, a proxy, or a test server)."
 
-Connector = Callable[[SourceHttp], AsyncIterator[Document]]
+# (shared HTTP layer, {"base_url": ...} when overridden) -> the connector's document stream
+Connector = Callable[[SourceHttp, dict[str, str]], AsyncIterator[Document]]
 
 
 def _ingest(
-    state: CliState, source: str, out: str | None, max_results: int, connector: Connector
+    state: CliState,
+    source: str,
+    out: str | None,
+    max_results: int,
+    base_url: str | None,
+    connector: Connector,
 ) -> None:
     """Run one connector into the corpus, recorded as a run; partial work is kept."""
     ws = state.ws.ensure()
@@ -54,7 +60,7 @@ def _ingest(
         ) as http:
             with progress_bar(console) as progress:
                 await ingest_documents(
-                    connector(http),
+                    connector(http, {"base_url": base_url} if base_url else {}),
                     path,
                     counts=counts,
                     progress=progress,
@@ -85,14 +91,14 @@ def pubmed(
 ) -> None:
     """PubMed through E-utilities (NCBI_API_KEY raises the limit from 3 to 10 requests/s)."""
     state = state_of(ctx)
-    kwargs = {"base_url": base_url} if base_url else {}
     email = state.settings.sources.ncbi_email
     _ingest(
         state,
         "pubmed",
         out,
         max_results,
-        lambda http: PubMed(http, email=email, **kwargs).search_documents(
+        base_url,
+        lambda http, base: PubMed(http, email=email, **base).search_documents(
             query, max_results=max_results
         ),
     )
@@ -107,13 +113,13 @@ def europepmc(
     base_url: str | None = typer.Option(None, help=BASE_URL_HELP, hidden=True),
 ) -> None:
     """Europe PMC: abstracts with MeSH, publication types and citation counts; preprints too."""
-    kwargs = {"base_url": base_url} if base_url else {}
     _ingest(
         state_of(ctx),
         "europepmc",
         out,
         max_results,
-        lambda http: EuropePMC(http, **kwargs).search(query, max_results=max_results),
+        base_url,
+        lambda http, base: EuropePMC(http, **base).search(query, max_results=max_results),
     )
 
 
@@ -130,13 +136,13 @@ def ctgov(
     """ClinicalTrials.gov (API v2): conditions, interventions, phase, status, outcomes."""
     if not (condition or term or intervention):
         raise typer.BadParameter("give --condition, --term or --intervention")
-    kwargs = {"base_url": base_url} if base_url else {}
     _ingest(
         state_of(ctx),
         "ctgov",
         out,
         max_results,
-        lambda http: ClinicalTrials(http, **kwargs).studies(
+        base_url,
+        lambda http, base: ClinicalTrials(http, **base).studies(
             condition=condition, term=term, intervention=intervention, max_results=max_results
         ),
     )
@@ -153,13 +159,13 @@ def openfda(
     base_url: str | None = typer.Option(None, help=BASE_URL_HELP, hidden=True),
 ) -> None:
     """openFDA drug labels: indications, boxed warning, mechanism (OPENFDA_API_KEY optional)."""
-    kwargs = {"base_url": base_url} if base_url else {}
     _ingest(
         state_of(ctx),
         "openfda",
         out,
         max_results,
-        lambda http: OpenFDA(http, **kwargs).labels(search, max_results=max_results),
+        base_url,
+        lambda http, base: OpenFDA(http, **base).labels(search, max_results=max_results),
     )
 
 
