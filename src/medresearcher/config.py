@@ -21,6 +21,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from medresearcher.errors import ConfigError
+from medresearcher.stage_settings import AgentSettings, QASettings, ToolSettings
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -231,6 +232,9 @@ class Settings(BaseModel):
     llm: dict[str, EndpointSettings] = Field(default_factory=dict)
     sources: SourcesSettings = Field(default_factory=SourcesSettings)
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
+    qa: QASettings = Field(default_factory=QASettings)
+    tools: ToolSettings = Field(default_factory=ToolSettings)
+    agent: AgentSettings = Field(default_factory=AgentSettings)
 
     # Where the values came from, for messages; not a setting.
     source: str | None = Field(default=None, exclude=True)

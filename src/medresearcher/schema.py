@@ -10,7 +10,23 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["SOURCE_TYPES", "Document", "Entity", "Relation", "Sample", "SourceType"]
+__all__ = [
+    "MASK",
+    "SOURCE_TYPES",
+    "CalibrationRound",
+    "CheckResult",
+    "Difficulty",
+    "Document",
+    "Entity",
+    "EvalResult",
+    "QAParadigm",
+    "QARecord",
+    "Relation",
+    "Sample",
+    "SourceType",
+    "Termination",
+    "Trajectory",
+]
 
 
 class Entity(BaseModel):
@@ -134,3 +150,135 @@ class Sample(BaseModel):
         default=None,
         description="How many other end entities the same walk reaches (counted up to 50).",
     )
+
+
+QAParadigm = Literal["identify", "attribute", "count", "intersect"]
+CheckName = str
+MASK = "[MASK]"
+
+
+class CheckResult(BaseModel):
+    """One named check of a QA record or trajectory: passed, and why not."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    passed: bool
+    detail: str | None = Field(default=None, description="Why it failed (or what it measured).")
+
+
+class CalibrationRound(BaseModel):
+    """One round of difficulty calibration (paper §3.1.3): the panel's closed-book accuracy."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    level: int
+    accuracy: dict[str, float] = Field(
+        default_factory=dict, description="Reference endpoint name → share of k answers correct."
+    )
+    k: int = 0
+    too_easy: bool = Field(description="Whether any model exceeded the threshold (50 %).")
+    question: str | None = Field(default=None, description="The question this round tried.")
+
+
+class Difficulty(BaseModel):
+    """Complexity level of a QA record and the calibration rounds that set it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    level: int = Field(default=1, description="1 = plainest; + 1 per regeneration.")
+    calibrated: bool = False
+    rounds: list[CalibrationRound] = Field(default_factory=list)
+
+
+class QARecord(BaseModel):
+    """A synthesised question with a unique answer (paper §3.1.2–3.1.3).
+
+    ``cheat_sheet`` and ``masked_chain`` name entities only by placeholders (``[E1]`` …,
+    mapped to ids in ``placeholders``), so that Masked Trajectory Guidance (§3.2) can show the
+    path without its answers.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(description="Stable hash of sample id, writer, paradigm, level, language.")
+    question: str
+    answer: str
+    answer_id: str | None = Field(default=None, description="KG id of the answer entity.")
+    answer_aliases: list[str] = Field(default_factory=list)
+    cheat_sheet: list[str] = Field(default_factory=list, description="Ordered steps.")
+    chain: list[str] = Field(description="The sample's chain: ids alternating with predicates.")
+    masked_chain: list[list[str]] = Field(
+        default_factory=list, description="([MASK], predicate, [MASK]) triples, one per hop."
+    )
+    placeholders: dict[str, str] = Field(
+        default_factory=dict, description="Placeholder (E1, E2, …) → entity id."
+    )
+    sample_id: str
+    strategy: str
+    hops: int
+    paradigm: QAParadigm = "identify"
+    specialties: list[str] = Field(default_factory=list)
+    difficulty: Difficulty = Field(default_factory=Difficulty)
+    checks: dict[CheckName, CheckResult] = Field(default_factory=dict)
+    language: Literal["en", "zh"] = "en"
+    provenance: dict[str, Any] = Field(
+        default_factory=dict, description="kg_version, writer (template | model name), ..."
+    )
+    created_at: str = Field(description="ISO 8601, UTC.")
+
+    @property
+    def passed(self) -> bool:
+        """Whether every recorded check passed."""
+        return all(c.passed for c in self.checks.values())
+
+
+Termination = Literal["answer", "max_turns", "token_budget", "timeout", "error"]
+
+
+class Trajectory(BaseModel):
+    """One agent rollout (paper §2.2, §3.2) in OpenAI chat format.
+
+    Assistant turns may carry ``reasoning_content`` and ``tool_calls`` (``function.arguments``
+    is a JSON string); tool turns carry ``tool_call_id``. ``guidance`` is ``mtg`` when the
+    Masked Trajectory Guidance scaffold was in the prompt that generated it.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    qa_id: str | None = None
+    rollout: int = 0
+    policy: str = Field(description="llm:<endpoint> or path_guided.")
+    guidance: Literal["mtg", "none"] = "none"
+    question: str
+    messages: list[dict[str, Any]]
+    tools: list[dict[str, Any]] = Field(default_factory=list, description="JSON schemas.")
+    final_answer: str | None = None
+    termination: Termination
+    termination_detail: str | None = None
+    judge: dict[str, Any] | None = None
+    filters: dict[str, Any] | None = Field(
+        default=None, description="{'passed': bool, 'reasons': [...]} after filtering."
+    )
+    stats: dict[str, Any] = Field(default_factory=dict)
+    usage: dict[str, Any] = Field(default_factory=dict)
+    created_at: str
+
+
+class EvalResult(BaseModel):
+    """One graded prediction of one benchmark item in one rollout."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    benchmark: str
+    item_id: str
+    rollout: int = 0
+    question: str | None = None
+    prediction: str | None
+    gold: str
+    verdict: Literal["correct", "incorrect", "unjudgeable"]
+    grader: str = Field(description="rule:<name> or llm:<model>.")
+    trajectory_id: str | None = None
+    latency_s: float | None = None
+    usage: dict[str, Any] = Field(default_factory=dict)
+    metadata: dict[str, Any] = Field(default_factory=dict, description="task, hops, level, ...")
