@@ -218,12 +218,18 @@ def documents(
 ) -> list[Document]:
     """DO definitions; ``entity_ids`` also names the Orphanet twin, so that retrieval can
     count both records as one disease."""
+    related = _related_names(graph)
     docs = []
     for term_id in sorted(terms):
         info = terms[term_id]
         if not info["definition"]:
             continue
         entity = graph.entities[term_id]
+        fields = {"names": "; ".join([entity.name, *entity.aliases])}
+        for field, names in related.get(term_id, {}).items():
+            fields[field] = "; ".join(names)
+        if entity.attrs.get("inheritance"):
+            fields["inheritance"] = "; ".join(entity.attrs["inheritance"])
         pmids = sorted({m for ref in info["references"] for m in _PMID.findall(ref)})
         docs.append(
             Document(
@@ -235,7 +241,7 @@ def documents(
                 year=RELEASE_YEAR,
                 url=f"https://disease-ontology.org/?id={term_id}",
                 entity_ids=[term_id, *twins.get(term_id, [])],
-                fields={"names": "; ".join([entity.name, *entity.aliases])},
+                fields=fields,
                 metadata={
                     "references": info["references"],
                     "pmids": pmids,
@@ -244,3 +250,36 @@ def documents(
             )
         )
     return docs
+
+
+# What a DO term's page shows beside its definition: its symptoms, sites, pathogens and
+# routes (DO axioms), its parent terms, and the drugs PharmacotherapyDB lists for it. These
+# are the graph's own edges, so an agent can check each one in the record it came from.
+_OUTGOING = {
+    "has_symptom": "symptoms",
+    "located_in": "anatomy",
+    "caused_by": "pathogens",
+    "transmitted_by": "transmission",
+    "subclass_of": "groups",
+}
+_INCOMING = {
+    "treats": "treatments",
+    "palliates": "palliative_treatments",
+    "not_indicated": "not_indicated_drugs",
+}
+
+
+def _related_names(graph: BundleGraph) -> dict[str, dict[str, list[str]]]:
+    related: dict[str, dict[str, list[str]]] = {}
+    for subj, pred, obj, _source in sorted(graph.relations):
+        if pred in _OUTGOING and obj in graph.entities:
+            names = related.setdefault(subj, {}).setdefault(_OUTGOING[pred], [])
+            name = graph.entities[obj].name
+        elif pred in _INCOMING and subj in graph.entities:
+            names = related.setdefault(obj, {}).setdefault(_INCOMING[pred], [])
+            name = graph.entities[subj].name
+        else:
+            continue
+        if name not in names:
+            names.append(name)
+    return related

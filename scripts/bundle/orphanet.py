@@ -270,10 +270,23 @@ def document_fields(disorders: dict[str, Disorder], d: Disorder) -> dict[str, st
         for p in d.phenotypes
         if p["frequency_label"] == band
     ]
+    # The rarer signs, for readers (document_read) rather than the index: the retriever's
+    # field weights leave this field out, so it changes no ranking.
+    others = [
+        p["hpo_term"]
+        for p in d.phenotypes
+        if p["frequency_label"] not in (*HALLMARK_FREQUENCIES, "Excluded (0%)")
+    ]
     fields = {
         "names": "; ".join([d.label, *d.synonyms]),
         "genes": "; ".join(f"{symbol} ({name})" for symbol, name in sorted(genes.items())),
         "phenotypes": "; ".join(dict.fromkeys(hallmarks)),
+        "other_phenotypes": "; ".join(h for h in dict.fromkeys(others) if h not in hallmarks),
+        "excluded_phenotypes": "; ".join(
+            dict.fromkeys(
+                p["hpo_term"] for p in d.phenotypes if p["frequency_label"] == "Excluded (0%)"
+            )
+        ),
         "inheritance": "; ".join(d.inheritance),
         "onset": "; ".join(d.onset),
         "groups": "; ".join(label for _, label in d.parents),

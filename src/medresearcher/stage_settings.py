@@ -62,6 +62,19 @@ class ToolSettings(BaseModel):
     )
     max_download_bytes: int = Field(default=5_000_000, gt=0)
     fetch_timeout_s: float = Field(default=20.0, gt=0)
+    retriever_field_weights: dict[str, float] = Field(
+        default_factory=lambda: {
+            "body": 1.0,
+            "names": 1.0,
+            "genes": 2.0,
+            "phenotypes": 1.0,
+            "other_phenotypes": 0.5,
+            "groups": 1.0,
+        },
+        description="BM25 weight per document field in medical_retriever. An agent asks "
+        "about entities by their genes, signs and groups, which sit in the fields of enriched "
+        "records, not in the body ([retrieval] field_weights is for plain document search).",
+    )
     live_sources: bool = Field(
         default=False,
         description="medical_retriever also asks PubMed, ClinicalTrials.gov and openFDA.",

@@ -10,15 +10,19 @@ from rich.markup import escape
 
 from medresearcher import __version__
 from medresearcher.cli import (
+    agent_cmd,
     config_cmd,
     corpus_cmd,
     data_cmd,
+    ddx_cmd,
     demo_cmd,
     index_cmd,
     kg_cmd,
     llm_cmd,
+    qa_cmd,
     runs_cmd,
     sample_cmd,
+    tools_cmd,
 )
 from medresearcher.cli.state import CliState, err_console, redact_output
 from medresearcher.errors import MedResearcherError
@@ -40,9 +44,13 @@ app.add_typer(corpus_cmd.app, name="corpus")
 app.add_typer(index_cmd.app, name="index")
 app.add_typer(kg_cmd.app, name="kg")
 app.add_typer(sample_cmd.app, name="sample")
+app.add_typer(qa_cmd.app, name="qa")
+app.add_typer(agent_cmd.app, name="agent")
+app.add_typer(tools_cmd.app, name="tools")
 app.add_typer(llm_cmd.app, name="llm")
 app.add_typer(runs_cmd.app, name="runs")
 app.command("demo")(demo_cmd.demo)
+app.command("ddx")(ddx_cmd.ddx)
 
 
 def _version(value: bool) -> None:

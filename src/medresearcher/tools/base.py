@@ -10,11 +10,12 @@ that a malformed call costs one turn, never the run.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import logging
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -72,7 +73,12 @@ class Tool(ABC):
 
 
 class ToolBox:
-    """The tools one agent may use, called by name with JSON arguments."""
+    """The tools one agent may use, called by name with JSON arguments.
+
+    ``closers`` release what the tools share but do not own (the workspace index that
+    :func:`~medresearcher.tools.build_toolbox` opened for them); :meth:`aclose` calls them
+    after every tool's own ``aclose``.
+    """
 
     def __init__(
         self,
@@ -80,6 +86,7 @@ class ToolBox:
         *,
         max_observation_tokens: int = 2048,
         counter: TokenCounter | None = None,
+        closers: Iterable[Callable[[], Awaitable[None] | None]] = (),
     ) -> None:
         self.tools: dict[str, Tool] = {}
         for tool in tools:
@@ -88,6 +95,7 @@ class ToolBox:
             self.tools[tool.name] = tool
         self.max_observation_tokens = max_observation_tokens
         self.counter = counter or qwen25_counter()
+        self._closers = list(closers)
 
     def __contains__(self, name: object) -> bool:
         return name in self.tools
@@ -138,6 +146,11 @@ class ToolBox:
     async def aclose(self) -> None:
         for tool in self.tools.values():
             await tool.aclose()
+        closers, self._closers = self._closers, []
+        for close in closers:
+            result = close()
+            if inspect.isawaitable(result):
+                await result
 
 
 def _error(message: str, started: float) -> Observation:

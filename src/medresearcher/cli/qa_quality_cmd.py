@@ -1,0 +1,216 @@
+"""``medresearcher qa check | calibrate | tag``: quality passes over written questions.
+
+Each reads a QA file and writes a new one beside it (``<name>.checked.jsonl``,
+``.calibrated.jsonl``, ``.tagged.jsonl``): outputs stay append-only and resumable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from medresearcher.cli.qa_cmd import qa_file, qa_summary
+from medresearcher.cli.state import CliState, console, state_of
+from medresearcher.errors import InputError
+from medresearcher.kg import GraphStore
+from medresearcher.schema import QARecord, Sample
+from medresearcher.workspace import JsonlWriter, Run, progress_bar, read_jsonl
+
+
+def _sample_index(state: CliState) -> dict[str, Sample]:
+    path = state.ws.samples_path
+    return {s.id: s for s in read_jsonl(path, Sample)} if path.is_file() else {}
+
+
+def check(
+    ctx: typer.Context,
+    file: Path | None = typer.Option(None, "--file", help="Default: <workspace>/qa.jsonl."),
+    closed_book: str | None = typer.Option(
+        None,
+        "--closed-book",
+        help="\\[llm.*] endpoint asked without tools k times; above 50 % the question is "
+        "flagged too easy.",
+    ),
+    k: int | None = typer.Option(None, "--k", min=1, help="Closed-book answers per question."),
+) -> None:
+    """Run every check again (after edits, or on model-written files) → <name>.checked.jsonl."""
+    from medresearcher.qa.batch import check_record
+
+    state = state_of(ctx)
+    settings = state.settings
+    path = qa_file(state, file)
+    if closed_book:
+        settings.endpoint(closed_book)
+    records = list(read_jsonl(path, QARecord))
+    samples = _sample_index(state)
+    out_path = path.with_name(path.stem + ".checked.jsonl")
+    with (
+        GraphStore(state.ws.kg_path) as store,
+        Run(state.ws, "qa-check", settings) as run,
+        JsonlWriter(out_path) as out,
+    ):
+        checked = [
+            check_record(r, store, sample=samples.get(r.sample_id), min_hops=settings.qa.min_hops)
+            for r in records
+            if r.id not in out
+        ]
+        if closed_book:
+            checked = asyncio.run(
+                _closed_book(state, checked, closed_book, k or settings.qa.closed_book_k)
+            )
+        for record in checked:
+            out.write(record)
+        run.count("checked", len(checked))
+    summary = qa_summary(list(read_jsonl(out_path, QARecord)))
+    console.print(
+        f"{len(checked)} questions checked → {out_path} "
+        f"({summary['passed_all_checks']}/{summary['questions']} pass every check)"
+    )
+    table = Table("check", "failed", title="failures", title_justify="left")
+    for name, count in summary["failed_checks"].items():
+        table.add_row(name, str(count))
+    console.print(table)
+
+
+async def _closed_book(
+    state: CliState, records: list[QARecord], endpoint: str, k: int
+) -> list[QARecord]:
+    from medresearcher.llm import LLMGateway
+    from medresearcher.qa.calibration import closed_book_check
+
+    threshold = state.settings.qa.too_easy_above
+    async with LLMGateway(state.settings) as gateway:
+        results = await asyncio.gather(
+            *(
+                closed_book_check(gateway, endpoint, r, k=k, too_easy_above=threshold)
+                for r in records
+            )
+        )
+    return [
+        r.model_copy(update={"checks": {**r.checks, "closed_book": result}})
+        for r, result in zip(records, results, strict=True)
+    ]
+
+
+def calibrate(
+    ctx: typer.Context,
+    file: Path | None = typer.Option(None, "--file", help="Default: <workspace>/qa.jsonl."),
+    panel: str | None = typer.Option(
+        None, "--panel", help="Comma-separated \\[llm.*] endpoints (default: qa.calibration_panel)."
+    ),
+    k: int | None = typer.Option(None, "--k", min=1, help="Answers per model and question."),
+    max_level: int | None = typer.Option(None, "--max-level", min=1),
+) -> None:
+    """Regenerate questions a reference model answers closed-book (> 50 %) at level + 1."""
+    state = state_of(ctx)
+    settings = state.settings
+    names = (
+        [p.strip() for p in panel.split(",") if p.strip()]
+        if panel
+        else settings.qa.calibration_panel
+    )
+    if not names:
+        raise InputError(
+            "calibration needs a panel of reference models: pass --panel a,b or set "
+            "[qa] calibration_panel = [...] in medresearcher.toml (nothing is faked offline)"
+        )
+    for name in names:
+        settings.endpoint(name)
+    path = qa_file(state, file)
+    out_path = path.with_name(path.stem + ".calibrated.jsonl")
+    records = [r for r in read_jsonl(path, QARecord) if r.passed]
+    with (
+        GraphStore(state.ws.kg_path) as store,
+        Run(state.ws, "qa-calibrate", settings) as run,
+        JsonlWriter(out_path) as out,
+        progress_bar(console) as progress,
+    ):
+        done = (
+            {str(row.get("provenance", {}).get("calibrated_from")) for row in read_jsonl(out_path)}
+            if out_path.exists()
+            else set()
+        )
+        todo = [r for r in records if r.id not in done]
+        task = progress.add_task("calibrating", total=len(todo))
+        levels = asyncio.run(
+            _calibrate(
+                state,
+                store,
+                todo,
+                names,
+                k or settings.qa.closed_book_k,
+                max_level or settings.qa.max_level,
+                out,
+                lambda: progress.advance(task),
+            )
+        )
+        run.count("calibrated", len(levels))
+    spread = ", ".join(f"level {lvl}: {n}" for lvl, n in sorted(Counter(levels).items()))
+    console.print(f"{len(levels)} questions calibrated → {out_path} ({spread or 'none'})")
+
+
+async def _calibrate(state, store, records, panel, k, max_level, out, advance):  # type: ignore[no-untyped-def]
+    from medresearcher.llm import LLMGateway
+    from medresearcher.qa.batch import harder_question
+    from medresearcher.qa.calibration import calibrate as calibrate_record
+    from medresearcher.sampling import GraphView
+
+    settings = state.settings
+    view = GraphView.from_store(store)
+    levels: list[int] = []
+    async with LLMGateway(settings) as gateway:
+
+        async def regenerate(record: QARecord, level: int) -> QARecord | None:
+            return await harder_question(
+                record, level, store, view, gateway=gateway, min_hops=settings.qa.min_hops
+            )
+
+        for record in records:
+            result = await calibrate_record(
+                record,
+                gateway=gateway,
+                panel=panel,
+                k=k,
+                too_easy_above=settings.qa.too_easy_above,
+                max_level=max_level,
+                regenerate=regenerate,
+            )
+            provenance = {**result.provenance, "calibrated_from": record.id}
+            out.write(result.model_copy(update={"provenance": provenance}))
+            levels.append(result.difficulty.level)
+            advance()
+    return levels
+
+
+def tag(
+    ctx: typer.Context,
+    file: Path | None = typer.Option(None, "--file", help="Default: <workspace>/qa.jsonl."),
+    write: bool = typer.Option(False, "--write", help="Write <name>.tagged.jsonl."),
+) -> None:
+    """Tag specialties from the KG's classification of each chain's diseases (offline)."""
+    from medresearcher.qa.specialties import SPECIALTIES, specialties_of
+
+    state = state_of(ctx)
+    path = qa_file(state, file)
+    records = list(read_jsonl(path, QARecord))
+    counts: Counter[str] = Counter()
+    tagged = []
+    with GraphStore(state.ws.kg_path) as store:
+        for record in records:
+            found = specialties_of(record.chain[::2], store)
+            counts.update(found or ["(none)"])
+            tagged.append(record.model_copy(update={"specialties": found}))
+    table = Table("specialty", "questions", title="specialties", title_justify="left")
+    for name in [*SPECIALTIES, "(none)"]:
+        table.add_row(name, str(counts.get(name, 0)))
+    console.print(table)
+    if write:
+        out_path = path.with_name(path.stem + ".tagged.jsonl")
+        with JsonlWriter(out_path) as out:
+            for record in tagged:
+                out.write(record)
+        console.print(f"{len(tagged)} tagged questions → {out_path}")

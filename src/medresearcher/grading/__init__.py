@@ -1,0 +1,36 @@
+"""Grading answers against gold answers: rules first, a judge for what rules cannot decide.
+
+The rules (:mod:`medresearcher.grading.rules`) are pure functions with no model behind them;
+the QA stage uses them to validate written questions and to grade closed-book answers during
+difficulty calibration (paper §3.1.3), and evaluation (paper §5) puts an LLM judge after them.
+"""
+
+from medresearcher.grading.rules import (
+    NA_ANSWERS,
+    PartialDate,
+    Quantity,
+    RuleVerdict,
+    answer_mentions,
+    date_precision_asked,
+    extract_final_answer,
+    grade_by_rules,
+    is_na,
+    normalise_answer,
+    parse_date,
+    parse_quantity,
+)
+
+__all__ = [
+    "NA_ANSWERS",
+    "PartialDate",
+    "Quantity",
+    "RuleVerdict",
+    "answer_mentions",
+    "date_precision_asked",
+    "extract_final_answer",
+    "grade_by_rules",
+    "is_na",
+    "normalise_answer",
+    "parse_date",
+    "parse_quantity",
+]
