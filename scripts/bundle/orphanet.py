@@ -192,7 +192,7 @@ def add_to_graph(
             "prevalence_class": klass,
             "prevalence": [p for p in d.prevalences if p["class"]],
             "xref_mapping": {ident: rel for ident, rel in d.omim},
-            "n_phenotypes": len(d.phenotypes),
+            "n_phenotypes": len({p["hpo_id"] for p in d.phenotypes}),
             "rare": True,
         }
         graph.entity(

@@ -30,32 +30,45 @@ from medresearcher.schema import QARecord
 
 __all__ = ["PathGuidedPolicy", "policy_for"]
 
-# What a researcher would look for along each predicate (forward; "^" = against it).
+# What a researcher looks for along each predicate ("^" = against it), with {name} the entity
+# reached so far: (English, Chinese).
 RELATION_WORDS: dict[str, tuple[str, str]] = {
-    "has_phenotype": ("the clinical features", "临床表现"),
-    "^has_phenotype": ("the disorders presenting with", "具有该表现的疾病"),
-    "has_symptom": ("the symptoms", "症状"),
-    "^has_symptom": ("the diseases with the symptom", "具有该症状的疾病"),
-    "lacks_phenotype": ("the features excluded in", "被排除的表现"),
-    "^lacks_phenotype": ("the disorders that exclude", "排除该表现的疾病"),
-    "associated_gene": ("the associated gene", "相关基因"),
-    "^associated_gene": ("the disorders caused by the gene", "该基因相关的疾病"),
-    "subclass_of": ("the classification group", "所属分类"),
-    "^subclass_of": ("the disorders in the group", "该分类下的疾病"),
-    "same_as": ("the equivalent entry", "等同条目"),
-    "^same_as": ("the equivalent entry", "等同条目"),
-    "treats": ("the disease treated by", "治疗的疾病"),
-    "^treats": ("the drug treatment", "治疗药物"),
-    "palliates": ("the disease palliated by", "缓解的疾病"),
-    "^palliates": ("the palliative drug", "缓解药物"),
-    "not_indicated": ("the disease contraindicated for", "不适用的疾病"),
-    "^not_indicated": ("the drug not indicated", "不适用的药物"),
-    "located_in": ("the anatomical site", "解剖部位"),
-    "^located_in": ("the diseases located in", "位于该部位的疾病"),
-    "caused_by": ("the causative pathogen", "病原体"),
-    "^caused_by": ("the diseases caused by", "该病原体导致的疾病"),
-    "transmitted_by": ("the transmission route", "传播途径"),
-    "^transmitted_by": ("the diseases transmitted by", "经此途径传播的疾病"),
+    "has_phenotype": ("the clinical features of {name}", "{name}的临床表现"),
+    "^has_phenotype": ("the disorders presenting with {name}", "表现为{name}的疾病"),
+    "has_symptom": ("the symptoms of {name}", "{name}的症状"),
+    "^has_symptom": ("the diseases with {name} as a symptom", "以{name}为症状的疾病"),
+    "lacks_phenotype": ("the features excluded in {name}", "{name}中被排除的表现"),
+    "^lacks_phenotype": ("the disorders that exclude {name}", "排除{name}的疾病"),
+    "associated_gene": ("the gene associated with {name}", "{name}的相关基因"),
+    "^associated_gene": ("the disorders caused by {name}", "{name}相关的疾病"),
+    "subclass_of": ("the classification group of {name}", "{name}的所属分类"),
+    "^subclass_of": ("the disorders classified under {name}", "归入{name}的疾病"),
+    "same_as": ("the entry equivalent to {name}", "与{name}等同的条目"),
+    "^same_as": ("the entry equivalent to {name}", "与{name}等同的条目"),
+    "treats": ("the disease treated by {name}", "{name}治疗的疾病"),
+    "^treats": ("the drug treatments of {name}", "{name}的治疗药物"),
+    "palliates": ("the disease palliated by {name}", "{name}缓解的疾病"),
+    "^palliates": ("the palliative drugs for {name}", "{name}的缓解药物"),
+    "not_indicated": ("the disease {name} is not indicated for", "{name}不适用的疾病"),
+    "^not_indicated": ("the drugs not indicated for {name}", "不适用于{name}的药物"),
+    "located_in": ("the anatomical site of {name}", "{name}的解剖部位"),
+    "^located_in": ("the diseases located in the {name}", "位于{name}的疾病"),
+    "caused_by": ("the pathogen causing {name}", "{name}的病原体"),
+    "^caused_by": ("the diseases caused by {name}", "{name}导致的疾病"),
+    "transmitted_by": ("how {name} is transmitted", "{name}的传播途径"),
+    "^transmitted_by": ("the diseases transmitted by {name}", "经{name}传播的疾病"),
+}
+
+# What an attribute or count question asks for, in words: (English, Chinese).
+ASKED_WORDS: dict[str, tuple[str, str]] = {
+    "inheritance": ("mode of inheritance", "遗传方式"),
+    "onset": ("age of onset", "起病年龄"),
+    "prevalence_class": ("prevalence class", "患病率等级"),
+    "disorder_type": ("disorder type", "疾病类型"),
+    "symbol": ("gene symbol", "基因符号"),
+    "has_phenotype": ("number of annotated phenotypes", "注释表型数量"),
+    "associated_gene": ("number of associated genes", "相关基因数量"),
+    "has_symptom": ("number of symptoms", "症状数量"),
 }
 
 # Record fields (as document_read shows them) whose entries a count question counts.
@@ -129,7 +142,12 @@ class PathGuidedPolicy:
         names: Mapping[str, Sequence[str]],
         *,
         language: str = "en",
-        tool_names: Sequence[str] = ("medical_retriever", "document_read", "web_search"),
+        tool_names: Sequence[str] = (
+            "medical_retriever",
+            "document_read",
+            "web_search",
+            "clinical_reasoning",
+        ),
     ) -> None:
         if len(record.chain) < 3 or len(record.chain) % 2 == 0:
             raise PolicyError(f"QA record {record.id}: its chain has no hop to follow")
@@ -155,7 +173,7 @@ class PathGuidedPolicy:
             self.tool_names &= offered
         observed = _latest_observations(messages)
         if self._plan_pending() and observed is not None:
-            self._settle(observed)
+            self._settle(_without_echo(observed, self._plan[0].arguments if self._plan else {}))
         if not tools:  # the loop withholds tools: answer now, or say what is missing
             return self._final_turn(forced=True)
         while self._target < len(self.nodes):
@@ -189,12 +207,25 @@ class PathGuidedPolicy:
                     "medical_retriever",
                     {"query": self._name(start), "k": 5},
                 ),
+                *(
+                    # A sign has no page of its own; the reasoning engine's HPO reading of it
+                    # (label and id) shows that it is a recognised clinical feature.
+                    [
+                        _Attempt(
+                            t("start_as_finding", name=self._name(start)),
+                            "clinical_reasoning",
+                            {"present_findings": [start], "top_k": 3},
+                        )
+                    ]
+                    if start.startswith("HP:")
+                    else []
+                ),
             ]
         source = self.nodes[self._target - 1]
         predicate = self.predicates[self._target - 1]
-        relation = self._relation(predicate)
         name = self._name(source)
-        query = f"{name} {relation}"
+        relation = self._relation(predicate, name)
+        query = relation
         clues = _keywords(self._clues_of(self.nodes[self._target]), limit=10)
         if predicate.startswith("^"):
             # Many entities share the source (a sign, a gene): search with the clues the
@@ -210,7 +241,7 @@ class PathGuidedPolicy:
             _Attempt(
                 t("hop_read", relation=relation, name=name),
                 "document_read",
-                {"url_or_id": source, "goal": f"{relation} of {name}"},
+                {"url_or_id": source, "goal": relation},
             ),
             # Then the guidance names the next entity: its own record must then show the
             # link back to the source, or the hop is not established.
@@ -221,15 +252,9 @@ class PathGuidedPolicy:
                 expect=source,
             ),
             _Attempt(
-                t("hop_guided_search", relation=relation, name=name, target=self._name(target)),
-                "medical_retriever",
-                {"query": f"{self._name(target)} {name}", "k": 5},
-                expect=f"{source}&{target}",
-            ),
-            _Attempt(
                 t("hop_web", relation=relation, name=name),
                 "web_search",
-                {"queries": [query, f"{name} {relation}"]},
+                {"queries": list(dict.fromkeys([query, relation]))},
             ),
         ]
 
@@ -251,11 +276,12 @@ class PathGuidedPolicy:
         if self.record.paradigm not in ("attribute", "count") or not what:
             return None
         end = self.nodes[-1]
-        label = str(what).lstrip("^").replace("_", " ")
+        words = ASKED_WORDS.get(str(what), (str(what).lstrip("^").replace("_", " "),) * 2)
+        label = words[1] if self.language == "zh" else words[0]
         return _Attempt(
             self._text("verify_attribute", name=self._name(end), attribute=label),
             "document_read",
-            {"url_or_id": end, "goal": f"{label} of {self._name(end)}"},
+            {"url_or_id": end, "goal": f"{label}: {self._name(end)}"},
         )
 
     # ------------------------------------------------------------------ observing
@@ -274,8 +300,7 @@ class PathGuidedPolicy:
             )
         attempt = self._plan[0]
         target = self.nodes[self._target]
-        expected = (attempt.expect or target).split("&")
-        if all(self._observed(entity_id, observed) for entity_id in expected):
+        if self._observed(attempt.expect or target, observed):
             self._pending_found = self._found_text()
             self._target += 1
             self._plan, self._tried = [], []
@@ -311,10 +336,10 @@ class PathGuidedPolicy:
     def _found_text(self) -> str:
         if self._target == 0:
             return self._text("start_found", name=self._name(self.nodes[0]))
+        source = self._name(self.nodes[self._target - 1])
         return self._text(
             "hop_found",
-            relation=self._relation(self.predicates[self._target - 1]),
-            source=self._name(self.nodes[self._target - 1]),
+            relation=self._relation(self.predicates[self._target - 1], source),
             target=self._name(self.nodes[self._target]),
         )
 
@@ -358,9 +383,10 @@ class PathGuidedPolicy:
     def _name(self, entity_id: str) -> str:
         return self.names.get(entity_id, [entity_id])[0]
 
-    def _relation(self, predicate: str) -> str:
-        words = RELATION_WORDS.get(predicate, (predicate.lstrip("^").replace("_", " "),) * 2)
-        return words[1] if self.language == "zh" else words[0]
+    def _relation(self, predicate: str, name: str) -> str:
+        plain = predicate.lstrip("^").replace("_", " ")
+        words = RELATION_WORDS.get(predicate, (f"{plain} of {{name}}", f"{{name}}的{plain}"))
+        return (words[1] if self.language == "zh" else words[0]).format(name=name)
 
     def _text(self, part: str, **values: str) -> str:
         return render_prompt("path_guided", part, self.language, **values)
@@ -375,6 +401,19 @@ def _latest_observations(messages: Sequence[Mapping[str, Any]]) -> str | None:
         elif message.get("role") == "assistant":
             break
     return "\n".join(reversed(texts)) if texts else None
+
+
+def _without_echo(text: str, arguments: Mapping[str, Any]) -> str:
+    """``text`` without the echo of the call's own arguments.
+
+    Results repeat the query or goal once, in their header; a name the policy wrote itself
+    is not evidence of anything, while the same name in the body of a result is.
+    """
+    for value in arguments.values():
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, str) and len(item) > 2:
+                text = text.replace(item, " ", 1)
+    return text
 
 
 def _keywords(text: str, *, limit: int) -> list[str]:

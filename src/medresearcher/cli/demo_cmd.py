@@ -15,6 +15,7 @@ from rich.table import Table
 
 from medresearcher import __version__
 from medresearcher.cli.data_cmd import print_bundle_info
+from medresearcher.cli.demo_agent_steps import demo_qa_and_agent
 from medresearcher.cli.index_cmd import print_entities
 from medresearcher.cli.sample_cmd import chain_text
 from medresearcher.cli.state import console, state_of
@@ -42,8 +43,16 @@ STAGES = [
         "ready",
     ),
     ("subgraph sampling, longest valid chain", "medresearcher sample / sample show", "ready"),
-    ("QA synthesis (template offline, LLM writer)", "medresearcher qa ...", "planned"),
-    ("agent and tools (ReAct)", "medresearcher agent ...", "planned"),
+    (
+        "QA synthesis: template writer, checks, specialties, calibration",
+        "medresearcher qa generate / check / calibrate / stats",
+        "ready",
+    ),
+    (
+        "agent and tools (ReAct; retriever, reader, search, DDx)",
+        "medresearcher agent ask / tools call / ddx",
+        "ready",
+    ),
     ("trajectory synthesis (MTG, α = 0.7)", "medresearcher traj ...", "planned"),
     ("evaluation (rules + LLM judge, pass@k)", "medresearcher eval ...", "planned"),
     ("training on TRL / verl", "medresearcher train ...", "planned"),
@@ -157,6 +166,8 @@ def demo(ctx: typer.Context) -> None:
                 f"({example.competing_ends} competing ends); samples in "
                 f"{ws.samples_path}[/]"
             )
+
+        demo_qa_and_agent(ws, settings, run)
 
         console.print(f"\n[bold]workspace[/] {Path(ws.root).resolve()}")
         console.print(

@@ -4,8 +4,9 @@ The same function serves ``medresearcher qa generate``, the demo and the web UI.
 order of a seeded anchor permutation and in chunks of ``workers``: writers of one chunk run
 concurrently (model calls), while checks, near-duplicate detection and writing happen in
 chunk order, so the output is the same whatever the number of workers. A run that is cut
-short is finished by running it again: samples whose question is already in the output (or
-was rejected) are skipped, and they count toward ``n``.
+short is finished by running it again: samples whose question is already in the output are
+skipped and count toward ``n``; samples the writer rejected before are skipped too (no model
+call is spent on them again) but, as in the first run, do not count toward ``n``.
 """
 
 from __future__ import annotations
@@ -143,7 +144,8 @@ async def generate_qa(
         raise InputError("no anchors to sample from: import a graph (`kg import --demo`) first")
     existing = _rows(out)
     done_samples = {str(row.get("sample_id")) for row in existing.values()}
-    done_samples |= {str(row.get("sample_id")) for row in _rows(rejected).values()}
+    # Rejected before: not asked again, and not counted toward n (the first run did not).
+    rejected_samples = set(_rows(rejected)) - done_samples
     duplicates = NearDuplicateIndex(threshold=options.near_duplicate_threshold)
     for record_id, row in existing.items():
         duplicates.add(record_id, str(row.get("question", "")))
@@ -167,6 +169,8 @@ async def generate_qa(
                 continue
             if sample.id in done_samples:
                 counts.already_done += 1
+                continue
+            if sample.id in rejected_samples:
                 continue
             chunk.append((index, sample))
         results = await asyncio.gather(
