@@ -388,7 +388,8 @@ def main() -> None:
         reasons = run.counts.failed_checks.most_common(3)
         console.print(
             f"   {run.label}: rejected {run.counts.rejected}, no sample {run.counts.no_sample}, "
-            f"near duplicates {run.counts.near_duplicates}; failing: "
+            f"near duplicates {run.counts.near_duplicates}, paradigm unsupported "
+            f"{run.counts.as_dict().get('unsupported_paradigm', 0)}; failing: "
             + (", ".join(f"{k} {v}" for k, v in reasons) or "none")
         )
     example = next((r for r in runs[0].records if r.passed and r.paradigm == "identify"), None)

@@ -78,7 +78,11 @@ def ask(
         _require_endpoint(state, endpoint)
     else:
         record = _qa_record(state, qa_id, qa_file)
-        question = question or record.question
+        if question and question != record.question:  # the walk searches with this wording
+            record = record.model_copy(update={"question": question})
+        question = record.question
+        # Up to four calls per hop before the walk gives up: give it the turns to say why.
+        max_turns = max_turns or max(settings.agent.max_turns, 4 * record.hops + 8)
     names = _tool_names(tools)
     limits = AgentLimits.from_settings(
         settings.agent, max_turns=max_turns, max_tokens=max_tokens, timeout_s=timeout_s

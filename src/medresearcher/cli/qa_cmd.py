@@ -114,6 +114,11 @@ def generate(
         f"dropped; {counts.rejected} rejected → {rejected_path.name}; no sample for "
         f"{counts.no_sample} anchors)\nfailed checks: {failed}"
     )
+    if counts.unsupported_paradigm:
+        console.print(
+            f"[dim]{counts.unsupported_paradigm} samples skipped: their end has nothing a "
+            f"{paradigm} question can ask for[/]"
+        )
 
 
 async def _generate(state, store, view, pool, options, qa_out, rejected, samples, progress, task):  # type: ignore[no-untyped-def]

@@ -24,7 +24,7 @@ from medresearcher.kg import GraphStore
 from medresearcher.qa.checks import run_checks
 from medresearcher.qa.near_duplicates import NearDuplicateIndex
 from medresearcher.qa.specialties import specialties_of
-from medresearcher.qa.template_writer import write_template_question
+from medresearcher.qa.template_writer import UnsupportedParadigm, write_template_question
 from medresearcher.sampling import STRATEGIES, GraphView, mixed
 from medresearcher.schema import CheckResult, QARecord, Sample
 from medresearcher.workspace import JsonlWriter, read_jsonl
@@ -75,6 +75,7 @@ class QABatchCounts:
     rejected: int = 0
     no_sample: int = 0
     near_duplicates: int = 0
+    unsupported_paradigm: int = 0
     passed: int = 0
     failed_checks: Counter[str] = field(default_factory=Counter)
     rejection_reasons: Counter[str] = field(default_factory=Counter)
@@ -86,6 +87,7 @@ class QABatchCounts:
             "rejected": self.rejected,
             "no_sample": self.no_sample,
             "near_duplicates": self.near_duplicates,
+            "unsupported_paradigm": self.unsupported_paradigm,
             "passed_all_checks": self.passed,
             "failed_checks": dict(self.failed_checks),
         }
@@ -179,6 +181,9 @@ async def generate_qa(
         for (_, sample), result in zip(chunk, results, strict=True):
             if samples is not None and sample.id not in samples:
                 samples.write(sample)
+            if result is None:
+                counts.unsupported_paradigm += 1
+                continue
             if not isinstance(result, QARecord):
                 counts.rejected += 1
                 counts.rejection_reasons[str(getattr(result, "reason", result))[:80]] += 1
@@ -211,14 +216,18 @@ async def _write(
     index: int,
 ) -> Any:
     if options.writer == "template":
-        return write_template_question(
-            sample,
-            store,
-            paradigm=options.paradigm,  # type: ignore[arg-type]
-            level=options.level,
-            language=options.language,
-            seed=options.seed + index,
-        )
+        try:
+            return write_template_question(
+                sample,
+                store,
+                paradigm=options.paradigm,  # type: ignore[arg-type]
+                level=options.level,
+                language=options.language,
+                seed=options.seed + index,
+            )
+        except UnsupportedParadigm as exc:
+            logger.info("skipped: %s", exc)
+            return None
     from medresearcher.qa.llm_writer import write_llm_question
 
     assert gateway is not None

@@ -41,7 +41,7 @@ from medresearcher.qa.obfuscation import (
 from medresearcher.qa.specialties import specialties_of
 from medresearcher.schema import Difficulty, QAParadigm, QARecord, Sample
 
-__all__ = ["PARADIGMS", "TEMPLATE_VERSION", "write_template_question"]
+__all__ = ["PARADIGMS", "TEMPLATE_VERSION", "UnsupportedParadigm", "write_template_question"]
 
 TEMPLATE_VERSION = "1"
 PARADIGMS: tuple[str, ...] = ("identify", "attribute", "count", "intersect")
@@ -56,6 +56,11 @@ _COUNTS = {
     "category": ("^subclass_of",),
     "drug": ("treats",),
 }
+
+
+class UnsupportedParadigm(InputError):
+    """The paradigm asked for needs something the chain's end does not have (an attribute
+    question about a phenotype, say): a batch skips such samples, a single call reports it."""
 
 
 def _stable_int(*parts: Any) -> int:
@@ -343,7 +348,7 @@ def write_template_question(
         drawn = random.Random(_stable_int(sample.id, seed, "paradigm"))
         paradigm = drawn.choices(names, weights=[PARADIGM_WEIGHTS[p] for p in names])[0]  # type: ignore[assignment]
     elif paradigm not in supported:
-        raise InputError(
+        raise UnsupportedParadigm(
             f"sample {sample.id}: paradigm: {paradigm!r} is not supported by the chain's end "
             f"{answer} (supported: {', '.join(supported)})"
         )
