@@ -326,7 +326,11 @@ def main() -> None:
     affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
     console.print(f"os.cpu_count() = {os.cpu_count()}, usable by this process: {affinity}")
 
-    root = Path(tempfile.mkdtemp(prefix="bench-agent-"))
+    with tempfile.TemporaryDirectory(prefix="bench-agent-") as tmp:
+        report(args, Path(tmp))
+
+
+def report(args: argparse.Namespace, root: Path) -> None:
     ws = Workspace(root).ensure()
     started = time.perf_counter()
     manifest = build_index(iter_documents("demo"), ws.index_dir, source="bundle:demo")

@@ -320,15 +320,17 @@ def main() -> None:
     parser.add_argument("--levels", default="1,2", help="comma-separated obfuscation levels")
     parser.add_argument("--seed", type=int, default=SEED)
     args = parser.parse_args()
-    languages = [x.strip() for x in args.languages.split(",") if x.strip()]
-    levels = [int(x) for x in args.levels.split(",") if x.strip()]
     affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
     console.print(
         f"os.cpu_count() = {os.cpu_count()}, usable by this process: {affinity} "
         "(the acceptance figure is for 2 cores, as in CI; pin with taskset -c 0,1)"
     )
 
-    folder = Path(tempfile.mkdtemp(prefix="bench-qa-"))
+    with tempfile.TemporaryDirectory(prefix="bench-qa-") as tmp:
+        report(args, Path(tmp))
+
+
+def report(args: argparse.Namespace, folder: Path) -> None:
     with GraphStore(folder / "kg.sqlite") as store:
         started = time.perf_counter()
         imported = import_records(store, bundle_dir("demo"))
@@ -348,6 +350,8 @@ def main() -> None:
         for anchor in anchors:
             reachable.update(specialties_of([anchor], store, max_tags=None))
 
+        languages = [x.strip() for x in args.languages.split(",") if x.strip()]
+        levels = [int(x) for x in args.levels.split(",") if x.strip()]
         runs = []
         for language in languages:
             for level in levels:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -124,13 +123,3 @@ def test_a_model_error_fails_with_one_line(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "stopped" in result.stdout and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith("error: endpoint 'agent'")
-
-
-@pytest.mark.skipif(
-    importlib.util.find_spec("medresearcher.agent.path_guided") is not None,
-    reason="the path_guided policy is installed",
-)
-def test_path_guided_is_reserved_until_the_policy_exists(tmp_path: Path) -> None:
-    result = agent_cli("ask", "--policy", "path_guided", "--qa-id", "QA:1", cwd=tmp_path)
-    assert result.returncode == 1
-    assert result.stderr.strip().startswith("error: the path_guided policy is not available")

@@ -273,11 +273,11 @@ def test_cli_agent_ask_follows_the_record(tiny: Tiny) -> None:
 def test_cli_agent_ask_reports_a_failed_walk(tiny: Tiny) -> None:
     record = tiny.runs[0][0]
     result = cli(
-        "agent", "ask", "--policy", "path_guided", "--qa-id", record.id,
-        "--tools", "document_read", cwd=tiny.folder,
+        "agent", "ask", "Which entity is meant here?", "--policy", "path_guided",
+        "--qa-id", record.id, "--tools", "web_search", cwd=tiny.folder,
     )  # fmt: skip
     assert result.returncode == 1
     assert "termination: error" in result.stdout
     assert result.stderr.strip() == (
-        f"error: QA record {record.id}: the start: no tool that could show it is offered"
+        f"error: QA record {record.id}: the start: web_search did not show it"
     )

@@ -59,6 +59,10 @@ RELATION_WORDS: dict[str, tuple[str, str]] = {
     "^transmitted_by": ("the diseases transmitted by {name}", "经{name}传播的疾病"),
 }
 
+# Ids whose entities have a record of their own in the corpus (definition pages, abstracts,
+# registry entries); signs, genes, drugs and pathogens are described only inside others'.
+DOCUMENTED_PREFIXES = ("ORPHA:", "DOID:", "PMID:", "NCT", "FDA:", "PHARMACOTHERAPYDB:")
+
 # What an attribute or count question asks for, in words: (English, Chinese).
 ASKED_WORDS: dict[str, tuple[str, str]] = {
     "inheritance": ("mode of inheritance", "遗传方式"),
@@ -204,8 +208,10 @@ class PathGuidedPolicy:
                 _Attempt(t("identify_start_web"), "web_search", {"queries": [question]}),
                 _Attempt(
                     t("start_from_guidance", name=self._name(start)),
-                    "medical_retriever",
-                    {"query": self._name(start), "k": 5},
+                    "document_read" if _documented(start) else "medical_retriever",
+                    {"url_or_id": start, "goal": ""}
+                    if _documented(start)
+                    else {"query": self._name(start), "k": 5},
                 ),
                 *(
                     # A sign has no page of its own; the reasoning engine's HPO reading of it
@@ -232,7 +238,7 @@ class PathGuidedPolicy:
             # question gives about the one wanted, as a researcher narrows a list.
             query = " ".join([name, *clues])
         target = self.nodes[self._target]
-        return [
+        attempts = [
             _Attempt(
                 t("hop_search", relation=relation, name=name),
                 "medical_retriever",
@@ -257,6 +263,11 @@ class PathGuidedPolicy:
                 {"queries": list(dict.fromkeys([query, relation]))},
             ),
         ]
+        return [
+            a
+            for a in attempts
+            if a.tool != "document_read" or _documented(str(a.arguments["url_or_id"]))
+        ]
 
     def _clues_of(self, entity_id: str) -> str:
         """The question's own clue phrases about ``entity_id`` (recorded by the writer)."""
@@ -276,6 +287,11 @@ class PathGuidedPolicy:
         if self.record.paradigm not in ("attribute", "count") or not what:
             return None
         end = self.nodes[-1]
+        if "document_read" not in self.tool_names or not _documented(end):
+            raise PolicyError(
+                f"QA record {self.record.id}: the answer is a value of {self._name(end)} and "
+                "no record of it can be read with the tools offered"
+            )
         words = ASKED_WORDS.get(str(what), (str(what).lstrip("^").replace("_", " "),) * 2)
         label = words[1] if self.language == "zh" else words[0]
         return _Attempt(
@@ -401,6 +417,10 @@ def _latest_observations(messages: Sequence[Mapping[str, Any]]) -> str | None:
         elif message.get("role") == "assistant":
             break
     return "\n".join(reversed(texts)) if texts else None
+
+
+def _documented(entity_id: str) -> bool:
+    return entity_id.startswith(DOCUMENTED_PREFIXES)
 
 
 def _without_echo(text: str, arguments: Mapping[str, Any]) -> str:

@@ -173,21 +173,14 @@ async def _toolbox(state: CliState, gateway: LLMGateway, names: list[str] | None
 
 
 def _qa_record(state: CliState, qa_id: str | None, qa_file: Path | None) -> QARecord:
-    """The QA record a path-guided run follows; the policy itself must be importable."""
+    """The QA record a path-guided run follows."""
     if not qa_id:
         raise typer.BadParameter("--policy path_guided follows a QA record: give its --qa-id")
-    try:
-        import medresearcher.agent.path_guided  # noqa: F401
-    except ModuleNotFoundError as exc:
-        if exc.name != "medresearcher.agent.path_guided":
-            raise
-        raise MedResearcherError(
-            "the path_guided policy is not available in this version "
-            "(medresearcher.agent.path_guided is missing); use --policy llm with an endpoint"
-        ) from None
     path = qa_file or state.ws.qa_path
     if not path.is_file():
-        raise InputError(f"no QA records at {path}: run `medresearcher qa` first, or pass --qa")
+        raise InputError(
+            f"no QA records at {path}: run `medresearcher qa generate` first, or pass --qa"
+        )
     for record in read_jsonl(path, QARecord):
         if record.id == qa_id:
             return record
@@ -196,9 +189,9 @@ def _qa_record(state: CliState, qa_id: str | None, qa_file: Path | None) -> QARe
 
 def _path_guided_policy(record: QARecord, state: CliState) -> Policy:
     """The offline policy for ``record``: ``path_guided.policy_for(record, settings)``."""
-    from medresearcher.agent import path_guided  # type: ignore[attr-defined]
+    from medresearcher.agent.path_guided import policy_for
 
-    return path_guided.policy_for(record, state.settings)
+    return policy_for(record, state.settings)
 
 
 class StepPrinter:

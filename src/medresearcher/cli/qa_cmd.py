@@ -49,6 +49,11 @@ def generate(
     anchors: Path | None = typer.Option(
         None, "--anchors", exists=True, dir_okay=False, help="Anchor ids or seeds JSONL."
     ),
+    balance: bool = typer.Option(
+        True,
+        "--balance-specialties/--no-balance-specialties",
+        help="Start with a few anchors of every specialty, so small ones are not left out.",
+    ),
     out: Path | None = typer.Option(None, "--out", help="Default: <workspace>/qa.jsonl."),
 ) -> None:
     """Sample chains around rare anchors and write N checked questions (append-only)."""
@@ -82,6 +87,7 @@ def generate(
         min_hops=settings.qa.min_hops,
         near_duplicate_threshold=settings.qa.near_duplicate_threshold,
         workers=workers,
+        balance_specialties=balance,
     )
     path = out or ws.qa_path
     rejected_path = path.with_name(path.stem + ".rejected.jsonl")

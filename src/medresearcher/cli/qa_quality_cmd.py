@@ -201,7 +201,9 @@ def tag(
     tagged = []
     with GraphStore(state.ws.kg_path) as store:
         for record in records:
-            found = specialties_of(record.chain[::2], store)
+            # Both lines of an intersect question count: its placeholders name them all.
+            ids = dict.fromkeys([*record.chain[::2], *record.placeholders.values()])
+            found = specialties_of(ids, store)
             counts.update(found or ["(none)"])
             tagged.append(record.model_copy(update={"specialties": found}))
     table = Table("specialty", "questions", title="specialties", title_justify="left")

@@ -303,5 +303,7 @@ def specialties_of(
         for name, share in cache[entity_id].items():
             votes[name] += share
     order = {name: index for index, name in enumerate(SPECIALTIES)}
-    ranked = sorted(votes, key=lambda s: (-votes[s], order[s]))
+    # Rounded: shares like 1/3 summed in another order differ in the last bit, and a tie
+    # must fall to SPECIALTIES order whatever order the walks were cached in.
+    ranked = sorted(votes, key=lambda s: (-round(votes[s], 9), order[s]))
     return ranked if max_tags is None else ranked[:max_tags]
