@@ -13,14 +13,15 @@ structured :class:`WrittenQuestion`. What it writes is then validated against th
 - the question names neither the answer nor any other chain entity.
 
 An invalid answer gets one repair round with the problems spelled out; a second failure is a
-:class:`QARejection` that keeps the reason and the raw output, never a silent drop.
+:class:`QARejection` that keeps the reason and the raw output, never a silent drop. The output
+model and its validation live in :mod:`medresearcher.qa.writer_validation` (``WrittenQuestion``
+is re-exported here).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime, timezone
@@ -29,10 +30,9 @@ from typing import TYPE_CHECKING, Any, Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field
 
 from medresearcher.errors import InputError
-from medresearcher.grading.rules import grade_by_rules
 from medresearcher.llm.errors import StructuredOutputError
 from medresearcher.prompts import load_prompts
-from medresearcher.qa.checks import leaked_names
+from medresearcher.qa.writer_validation import WrittenQuestion, validate_written
 from medresearcher.schema import MASK, Difficulty, Entity, QAParadigm, QARecord, Sample
 
 if TYPE_CHECKING:
@@ -43,26 +43,11 @@ __all__ = ["QARejection", "WrittenQuestion", "qa_record_id", "write_llm_question
 
 PROMPT = "qa_writer"
 _PARADIGMS: tuple[str, ...] = get_args(QAParadigm)
-_PLACEHOLDER = re.compile(r"^\[?\s*([A-Za-z]\d+)\s*\]?$")
-_PLACEHOLDER_IN_TEXT = re.compile(r"\[([A-Za-z]\d+)\]")
 _MAX_ALIASES = 6
 _MAX_TARGETS = 8
 _MAX_TEXT = 300
 #: Bookkeeping attributes of the graph, not facts worth a clue or a question.
 _INTERNAL_ATTRS = frozenset({"do_subsets", "rare", "infectious", "name"})
-
-
-class WrittenQuestion(BaseModel):
-    """What the model must answer with (the structured output of the writer prompt)."""
-
-    question: str = Field(min_length=10, description="The question, naming no chain entity.")
-    answer: str = Field(min_length=1, description="The answer, copied exactly as given.")
-    cheat_sheet: list[str] = Field(
-        min_length=1, description="Ordered research steps naming entities by placeholder only."
-    )
-    entity_mapping: dict[str, str] = Field(
-        description="Placeholder used (E1, E2, ...) → the entity id given for it."
-    )
 
 
 class QARejection(BaseModel):
@@ -185,64 +170,6 @@ def _extra_facts(end: Entity, chain_ids: set[str], store: GraphStore) -> list[st
         subj, obj = (end.name, other.name) if relation.subj == end.id else (other.name, end.name)
         facts.append(f"{subj} {relation.pred} {obj} ({other.type})")
     return facts[:5]
-
-
-# -- validation ------------------------------------------------------------------------------
-
-
-def _validate(
-    written: WrittenQuestion,
-    *,
-    targets: list[dict[str, Any]],
-    end: Entity,
-    entities: dict[str, Entity],
-    placeholders: dict[str, str],
-    paradigm: str,
-) -> tuple[list[str], dict[str, Any] | None]:
-    """The problems of ``written`` (empty when valid) and the target its answer matched."""
-    problems: list[str] = []
-    aliases = end.aliases if paradigm in ("identify", "intersect") else []
-    target = next(
-        (
-            t
-            for t in targets
-            if grade_by_rules(
-                written.answer, t["value"], aliases if t["label"] == "name" else ()
-            ).correct
-        ),
-        None,
-    )
-    if target is None:
-        offered = "; ".join(repr(t["value"]) for t in targets)
-        problems.append(f"the answer {written.answer!r} is none of the given answers ({offered})")
-    by_placeholder = {p: i for i, p in placeholders.items()}
-    for key, entity_id in written.entity_mapping.items():
-        match = _PLACEHOLDER.match(key)
-        label = match.group(1).upper() if match else None
-        if label is None:
-            problems.append(f"entity_mapping key {key!r} is not a placeholder like [E1]")
-        elif entity_id not in entities:
-            problems.append(f"entity_mapping maps [{label}] to {entity_id!r}, not a chain entity")
-        elif by_placeholder.get(label) != entity_id:
-            problems.append(
-                f"entity_mapping maps [{label}] to {entity_id!r}, but [{label}] is "
-                f"{by_placeholder.get(label)!r}"
-            )
-    answer_names = [target["value"] if target else written.answer, *aliases]
-    all_names = [n for e in entities.values() for n in (e.id, e.name, *e.aliases)]
-    for number, step in enumerate(written.cheat_sheet, start=1):
-        if leaked := leaked_names(step, [*all_names, *answer_names]):
-            problems.append(f"cheat sheet step {number} names {', '.join(map(repr, leaked))}")
-        for label in _PLACEHOLDER_IN_TEXT.findall(step):
-            if label.upper() not in by_placeholder:
-                problems.append(f"cheat sheet step {number} uses unknown placeholder [{label}]")
-    if leaked := leaked_names(written.question, answer_names):
-        problems.append(f"the question gives the answer away: {', '.join(map(repr, leaked))}")
-    answer_id = end.id if paradigm in ("identify", "intersect") else None
-    others = [n for e in entities.values() if e.id != answer_id for n in (e.id, e.name, *e.aliases)]
-    if leaked := leaked_names(written.question, others):
-        problems.append(f"the question names chain entities: {', '.join(map(repr, leaked))}")
-    return problems, target
 
 
 # -- the writer ------------------------------------------------------------------------------
@@ -379,7 +306,7 @@ async def write_llm_question(
         written = await gateway.structured(endpoint, messages, WrittenQuestion)
     except StructuredOutputError as exc:
         return reject(f"malformed output: {exc}", raw=exc.raw)
-    problems, target = _validate(written, **checks)
+    problems, target = validate_written(written, **checks)
     repaired = False
     if problems:
         repair = [
@@ -391,7 +318,7 @@ async def write_llm_question(
             written = await gateway.structured(endpoint, repair, WrittenQuestion)
         except StructuredOutputError as exc:
             return reject(f"malformed repair: {exc}", problems, raw=exc.raw)
-        problems, target = _validate(written, **checks)
+        problems, target = validate_written(written, **checks)
         if problems:
             return reject("; ".join(problems), problems, raw=written.model_dump_json())
         repaired = True

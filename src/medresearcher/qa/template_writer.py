@@ -14,6 +14,9 @@ has one end. The writer walks the graph with every clue of the question as a fil
 adds distinguishing constraints from the answer's attributes and relations (greedily, the
 most selective first) until one entity fits or the clues run out; ``provenance`` records
 how many fit (``candidates``) and which constraints were used.
+
+What each paradigm asks of the answer, and the answer's text and aliases, live in
+:mod:`medresearcher.qa.template_answers`.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from medresearcher.qa.obfuscation import (
     safe_own_clues,
 )
 from medresearcher.qa.specialties import specialties_of
+from medresearcher.qa.template_answers import answer_of, supported_paradigms, value_of
 from medresearcher.schema import Difficulty, QAParadigm, QARecord, Sample
 
 __all__ = ["PARADIGMS", "TEMPLATE_VERSION", "UnsupportedParadigm", "write_template_question"]
@@ -47,15 +51,6 @@ TEMPLATE_VERSION = "1"
 PARADIGMS: tuple[str, ...] = ("identify", "attribute", "count", "intersect")
 # Drawn when no paradigm is asked for, among those the sample supports.
 PARADIGM_WEIGHTS = {"identify": 0.4, "attribute": 0.2, "count": 0.2, "intersect": 0.2}
-
-_ATTRIBUTES = ("inheritance", "onset", "prevalence_class", "disorder_type")
-_COUNTS = {
-    "disease": ("has_phenotype", "associated_gene", "has_symptom"),
-    "gene": ("^associated_gene",),
-    "phenotype": ("^has_phenotype",),
-    "category": ("^subclass_of",),
-    "drug": ("treats",),
-}
 
 
 class UnsupportedParadigm(InputError):
@@ -85,38 +80,6 @@ def _parse(sample: Sample, facts: KGFacts) -> tuple[list[str], list[tuple[str, b
             arrow = pred if forward else "^" + pred
             raise InputError(f"sample {sample.id}: chain: no edge {a} -{arrow}-> {b} in the graph")
     return nodes, hops
-
-
-def _supported(facts: KGFacts, answer: str, second: list[str] | None) -> dict[str, Any]:
-    """Paradigm → what it asks of the end entity (attribute name, counted relation, …)."""
-    type_, attrs = facts.type(answer), facts.attrs.get(answer, {})
-    out: dict[str, Any] = {"identify": None}
-    attributes = []
-    if type_ == "gene" and attrs.get("symbol"):
-        attributes.append("symbol")
-    for key in _ATTRIBUTES:
-        value = attrs.get(key)
-        values = value if isinstance(value, list) else [value]
-        values = [v for v in values if isinstance(v, str) and v.lower() not in _NOT_ANSWERS]
-        if len(values) == 1:
-            attributes.append(key)
-    if attributes:
-        out["attribute"] = attributes
-    counts = [k for k in _COUNTS.get(type_, ()) if _count_value(facts, answer, k)]
-    if counts:
-        out["count"] = counts
-    if second:
-        out["intersect"] = second
-    return out
-
-
-_NOT_ANSWERS = {"none", "unknown", "no data available", "disease", "category"}
-
-
-def _count_value(facts: KGFacts, node: str, key: str) -> int:
-    if key == "has_phenotype" and isinstance(facts.attrs[node].get("n_phenotypes"), int):
-        return int(facts.attrs[node]["n_phenotypes"])
-    return len(facts.neighbours(node, key.lstrip("^"), not key.startswith("^")))
 
 
 def _line(
@@ -203,34 +166,6 @@ def _answer_clues(
     return own, via
 
 
-def _answer(
-    facts: KGFacts, answer: str, paradigm: str, key: str | None
-) -> tuple[str, list[str], dict[str, Any]]:
-    """The answer text, its aliases and where it comes from."""
-    source: dict[str, Any] = {"entity": answer}
-    if paradigm == "attribute" and key:
-        raw = facts.attrs[answer][key]
-        raw = next(v for v in (raw if isinstance(raw, list) else [raw]) if isinstance(v, str))
-        value = raw
-        if key == "inheritance":
-            value = raw.removesuffix(" inheritance")
-            value = value[:1].upper() + value[1:]
-        variants = [raw, phrases("zh").value(key, raw), phrases("zh").value(key, value.lower())]
-        if key == "inheritance":
-            variants.append(f"{value.lower()} inheritance")
-        aliases = [v for v in dict.fromkeys(variants) if v.casefold() != value.casefold()]
-        return value, aliases, source | {"attribute": key}
-    if paradigm == "count" and key:
-        source |= {"count_of": key}
-        if key == "has_phenotype" and "n_phenotypes" in facts.attrs[answer]:
-            source["value_from"] = "attrs.n_phenotypes"
-        return str(_count_value(facts, answer, key)), [], source
-    names = facts.names_of(answer)
-    name = facts.names[answer]
-    aliases = [n for n in names if n.casefold() != name.casefold()]
-    return name, list(dict.fromkeys(aliases)), source | {"field": "name"}
-
-
 def _question(
     facts: KGFacts,
     ph: Phrases,
@@ -258,16 +193,6 @@ def _question(
     else:
         sentences.append(ph.text("frames", "identify", noun=noun))
     return str(ph.get("compose", "space")).join(sentences)
-
-
-def _value_of(facts: KGFacts, entity: str, paradigm: str, key: str) -> str | None:
-    """The attribute or count a candidate would answer with (None: it has none)."""
-    if paradigm == "attribute" and key not in facts.attrs.get(entity, {}):
-        return None
-    try:
-        return _answer(facts, entity, paradigm, key)[0]
-    except StopIteration:  # an attribute without a string value
-        return None
 
 
 def _now(now: datetime | str | None) -> str:
@@ -342,7 +267,7 @@ def write_template_question(
     if paradigm in (None, "intersect"):
         line_rng = random.Random(_stable_int(sample.id, seed, "line"))
         second = second_line(facts, sample, nodes, line_rng)
-    supported = _supported(facts, answer, second)
+    supported = supported_paradigms(facts, answer, second)
     if paradigm is None:
         names = [p for p in PARADIGMS if p in supported]
         drawn = random.Random(_stable_int(sample.id, seed, "paradigm"))
@@ -357,7 +282,7 @@ def write_template_question(
     ph = phrases(language)
     key = rng.choice(supported[paradigm]) if paradigm in ("attribute", "count") else None
     second_chain = second if paradigm == "intersect" else None
-    text_answer, aliases, source = _answer(facts, answer, paradigm, key)
+    text_answer, aliases, source = answer_of(facts, answer, paradigm, key)
 
     chain_ids = list(dict.fromkeys([*nodes, *(second_chain or [])[0::2]]))
     forbidden = [n for node in chain_ids for n in (node, *facts.names_of(node))]
@@ -407,7 +332,7 @@ def write_template_question(
         answer_key=key,
         second_chain=second_chain,
     )
-    values = {_value_of(facts, x, paradigm, key) for x in left} if key else None
+    values = {value_of(facts, x, paradigm, key) for x in left} if key else None
     provenance: dict[str, Any] = {
         "writer": "template",
         "template_version": f"{TEMPLATE_VERSION}/{language}-{ph.version}",

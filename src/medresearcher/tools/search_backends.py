@@ -9,34 +9,33 @@ API), travel in headers, and are masked in every error message. Base URLs can be
 :class:`WorkspaceIndex` is the retriever of the workspace, opened on first use and shared by
 the tools that read it (``web_search`` local, ``document_read`` of corpus ids,
 ``medical_retriever``), so an agent loads the index once.
+
+This module is the front: :func:`make_search_backend` picks a backend from the settings, and
+every public name of the parts is re-exported here. The interface lives in
+:mod:`medresearcher.tools.search_interface`, the corpus backend in
+:mod:`medresearcher.tools.local_search`, the web APIs in
+:mod:`medresearcher.tools.web_search_apis`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import html
-import json
-import logging
-import os
-import random
-import re
-import threading
-from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
-from pathlib import Path
-from typing import Any, TypeVar
-
-import httpx2
-
-from medresearcher import __version__
-from medresearcher.config import RetrievalSettings
-from medresearcher.errors import ConfigError, MedResearcherError
-from medresearcher.retrieval import EmbeddedRetriever, RetrieverBackend
-from medresearcher.retrieval.retriever import MANIFEST
-from medresearcher.retrieval.tokenize import tokenize
-from medresearcher.secrets import redact
 from medresearcher.stage_settings import ToolSettings
+from medresearcher.tools.local_search import (
+    CORPUS_SCHEME,
+    IndexMissingError,
+    LocalSearch,
+    WorkspaceIndex,
+    snippet_for,
+)
+from medresearcher.tools.search_interface import SearchBackend, WebResult
+from medresearcher.tools.web_search_apis import (
+    API_BACKENDS,
+    BraveSearch,
+    SearchBackendError,
+    SearxngSearch,
+    SerperSearch,
+    TavilySearch,
+)
 
 __all__ = [
     "CORPUS_SCHEME",
@@ -54,358 +53,6 @@ __all__ = [
     "snippet_for",
 ]
 
-log = logging.getLogger(__name__)
-
-CORPUS_SCHEME = "corpus://"
-DEFAULT_KEY_ENV = {"serper": "SERPER_API_KEY", "tavily": "TAVILY_API_KEY", "brave": "BRAVE_API_KEY"}
-USER_AGENT = f"medresearcher/{__version__} (web_search)"
-_RETRYABLE = frozenset({408, 429, 500, 502, 503, 504})
-_TAG = re.compile(r"<[^>]+>")
-_SENTENCE_END = re.compile(r"(?<=[.!?;])\s+")
-T = TypeVar("T")
-
-
-class IndexMissingError(MedResearcherError):
-    """The workspace has no retriever index, which the corpus tools need."""
-
-
-class SearchBackendError(MedResearcherError):
-    """A web search API failed (status, network, malformed answer); the key is masked."""
-
-
-class WorkspaceIndex:
-    """The workspace's retriever, opened on first use and safe to share between tools.
-
-    Searches run in a worker thread (they are CPU-bound and must not stall the event loop)
-    one at a time under a lock: the document store reads by seek, which is not thread-safe.
-    The lock is a thread lock taken inside the worker, so a tool call cancelled by its
-    timeout cannot release it while the search is still running.
-    """
-
-    def __init__(
-        self,
-        folder: str | Path,
-        settings: RetrievalSettings | None = None,
-        *,
-        retriever: RetrieverBackend | None = None,
-    ) -> None:
-        self.folder = Path(folder)
-        self.settings = settings or RetrievalSettings()
-        self._retriever = retriever
-        self._owned = retriever is None
-        self._lock = threading.Lock()
-
-    @property
-    def available(self) -> bool:
-        return self._retriever is not None or (self.folder / MANIFEST).is_file()
-
-    def retriever(self) -> RetrieverBackend:
-        """The retriever (opening it now if needed); a clear error when there is no index."""
-        if self._retriever is None:
-            if not (self.folder / MANIFEST).is_file():
-                raise IndexMissingError(
-                    f"no retriever index in {self.folder}: build one with "
-                    "`medresearcher index build` (or run `make demo`)"
-                )
-            self._retriever = EmbeddedRetriever(self.folder, self.settings)
-        return self._retriever
-
-    async def run(self, work: Callable[[RetrieverBackend], T]) -> T:
-        """``work(retriever)`` in a worker thread, one call at a time."""
-
-        def locked() -> T:
-            with self._lock:
-                return work(self.retriever())
-
-        return await asyncio.to_thread(locked)
-
-    def close(self) -> None:
-        with self._lock:
-            if self._owned and isinstance(self._retriever, EmbeddedRetriever):
-                self._retriever.close()
-                self._retriever = None
-
-
-@dataclass
-class WebResult:
-    """One search result as the model sees it and as the trajectory records it."""
-
-    title: str
-    url: str
-    snippet: str
-    engine: str
-    source_type: str | None = None
-    year: int | None = None
-    doc_id: str | None = None
-    source_url: str | None = None
-    date: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if v is not None}
-
-
-def snippet_for(text: str, query: str, max_chars: int = 300) -> str:
-    """The sentence of ``text`` sharing most words with ``query`` (plus the next ones that
-    fit in ``max_chars``); the opening of the text when no sentence matches."""
-    sentences = [s.strip() for s in _SENTENCE_END.split(" ".join(text.split())) if s.strip()]
-    if not sentences:
-        return ""
-    wanted = set(tokenize(query))
-    scores = [len(wanted & set(tokenize(s))) for s in sentences]
-    start = max(range(len(sentences)), key=lambda i: (scores[i], -i)) if wanted else 0
-    if scores[start] == 0:
-        start = 0
-    out = sentences[start]
-    for sentence in sentences[start + 1 :]:
-        if len(out) + 1 + len(sentence) > max_chars:
-            break
-        out += " " + sentence
-    return out if len(out) <= max_chars else out[: max_chars - 1].rstrip() + "…"
-
-
-class SearchBackend(ABC):
-    """Answers one query with up to ``k`` results."""
-
-    name: str
-
-    @abstractmethod
-    async def search(self, query: str, k: int) -> list[WebResult]: ...
-
-    async def aclose(self) -> None:
-        return None
-
-
-class LocalSearch(SearchBackend):
-    """The workspace corpus through the retriever (Score = λ·Rel + (1−λ)·Auth, §2.2).
-
-    A result's URL is ``corpus://<doc_id>``, which ``document_read`` reads offline; the
-    document's own web address is kept as ``source_url``.
-    """
-
-    name = "local"
-
-    def __init__(self, index: WorkspaceIndex) -> None:
-        self.index = index
-
-    async def search(self, query: str, k: int) -> list[WebResult]:
-        hits = await self.index.run(lambda retriever: retriever.search(query, k=k))
-        return [
-            WebResult(
-                title=hit.document.title,
-                url=f"{CORPUS_SCHEME}{hit.document.doc_id}",
-                snippet=snippet_for(hit.document.text, query),
-                engine=self.name,
-                source_type=hit.document.source_type,
-                year=hit.document.year,
-                doc_id=hit.document.doc_id,
-                source_url=hit.document.url,
-            )
-            for hit in hits
-        ]
-
-
-class _ApiBackend(SearchBackend):
-    """A JSON web search API: one client, a few retries on 429/5xx, the key never shown."""
-
-    default_url: str
-    key_env_default: str | None = None
-
-    def __init__(
-        self,
-        *,
-        base_url: str | None = None,
-        api_key_env: str | None = None,
-        timeout_s: float = 20.0,
-        max_attempts: int = 3,
-        backoff_s: float = 0.5,
-        environ: Mapping[str, str] | None = None,
-    ) -> None:
-        self.base_url = (base_url or self.default_url).rstrip("/")
-        self.api_key_env = api_key_env or self.key_env_default
-        self.max_attempts = max(1, max_attempts)
-        self.backoff_s = backoff_s
-        self._environ = environ
-        self.timeout_s = timeout_s
-        self._client: httpx2.AsyncClient | None = None
-
-    def api_key(self) -> str:
-        """The key from the environment, read at call time; a ConfigError names the variable."""
-        env = os.environ if self._environ is None else self._environ
-        key = env.get(self.api_key_env or "", "")
-        if not key:
-            raise ConfigError(
-                f"web_search backend {self.name!r} needs an API key in the environment "
-                f'variable {self.api_key_env} (or set [tools] web_search_backend = "local")'
-            )
-        return key
-
-    async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
-
-    def _http(self) -> httpx2.AsyncClient:
-        if self._client is None:
-            self._client = httpx2.AsyncClient(
-                timeout=httpx2.Timeout(self.timeout_s),
-                headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
-            )
-        return self._client
-
-    async def _call(
-        self,
-        method: str,
-        path: str,
-        *,
-        secret: str = "",
-        **kwargs: Any,
-    ) -> Any:
-        url = f"{self.base_url}{path}"
-        secrets = {secret} if secret else set()
-        problem = "no attempt made"
-        for attempt in range(1, self.max_attempts + 1):
-            wait = self.backoff_s * 2 ** (attempt - 1) + random.uniform(0, self.backoff_s)
-            try:
-                response = await self._http().request(method, url, **kwargs)
-            except httpx2.TransportError as exc:
-                problem = f"{type(exc).__name__}: {exc}"
-            else:
-                if response.status_code < 400:
-                    try:
-                        return response.json()
-                    except ValueError as exc:
-                        raise self._error(url, f"malformed JSON ({exc})", secrets) from None
-                problem = f"HTTP {response.status_code}: {_cause(response)}"
-                if response.status_code not in _RETRYABLE:
-                    break
-                after = response.headers.get("retry-after", "")
-                if after.replace(".", "", 1).isdigit():
-                    wait = min(float(after), 10.0)
-            if attempt < self.max_attempts:
-                shown = redact(problem, secrets)
-                log.warning("%s: %s; retrying in %.1f s", self.name, shown, wait)
-                await asyncio.sleep(wait)
-        raise self._error(url, problem, secrets)
-
-    def _error(self, url: str, problem: str, secrets: set[str]) -> SearchBackendError:
-        return SearchBackendError(redact(f"{self.name} search ({url}): {problem}", secrets))
-
-
-class SerperSearch(_ApiBackend):
-    """Google results through serper.dev: ``POST /search`` with ``X-API-KEY``."""
-
-    name = "serper"
-    default_url = "https://google.serper.dev"
-    key_env_default = DEFAULT_KEY_ENV["serper"]
-
-    async def search(self, query: str, k: int) -> list[WebResult]:
-        key = self.api_key()
-        data = await self._call(
-            "POST", "/search", secret=key, headers={"X-API-KEY": key}, json={"q": query, "num": k}
-        )
-        rows = _rows(data, "organic")
-        return [
-            WebResult(
-                title=_clean(row.get("title")),
-                url=str(row.get("link", "")),
-                snippet=_clean(row.get("snippet")),
-                engine=self.name,
-                date=row.get("date"),
-            )
-            for row in rows[:k]
-            if row.get("link")
-        ]
-
-
-class TavilySearch(_ApiBackend):
-    """Tavily: ``POST /search`` with a bearer key; ``content`` is its extracted snippet."""
-
-    name = "tavily"
-    default_url = "https://api.tavily.com"
-    key_env_default = DEFAULT_KEY_ENV["tavily"]
-
-    async def search(self, query: str, k: int) -> list[WebResult]:
-        key = self.api_key()
-        body = {"query": query, "max_results": k, "search_depth": "basic"}
-        data = await self._call(
-            "POST", "/search", secret=key, headers={"Authorization": f"Bearer {key}"}, json=body
-        )
-        return [
-            WebResult(
-                title=_clean(row.get("title")),
-                url=str(row.get("url", "")),
-                snippet=_clean(row.get("content")),
-                engine=self.name,
-                date=row.get("published_date"),
-            )
-            for row in _rows(data, "results")[:k]
-            if row.get("url")
-        ]
-
-
-class BraveSearch(_ApiBackend):
-    """Brave Search: ``GET /res/v1/web/search`` with ``X-Subscription-Token``."""
-
-    name = "brave"
-    default_url = "https://api.search.brave.com"
-    key_env_default = DEFAULT_KEY_ENV["brave"]
-
-    async def search(self, query: str, k: int) -> list[WebResult]:
-        key = self.api_key()
-        data = await self._call(
-            "GET",
-            "/res/v1/web/search",
-            secret=key,
-            headers={"X-Subscription-Token": key},
-            params={"q": query, "count": min(k, 20)},
-        )
-        web = data.get("web") if isinstance(data, dict) else None
-        return [
-            WebResult(
-                title=_clean(row.get("title")),
-                url=str(row.get("url", "")),
-                snippet=_clean(row.get("description")),
-                engine=self.name,
-                date=row.get("page_age") or row.get("age"),
-            )
-            for row in _rows(web, "results")[:k]
-            if row.get("url")
-        ]
-
-
-class SearxngSearch(_ApiBackend):
-    """A SearXNG instance: ``GET /search?format=json`` (the instance must enable JSON)."""
-
-    name = "searxng"
-    default_url = ""
-
-    def api_key(self) -> str:  # SearXNG instances take no key
-        return ""
-
-    async def search(self, query: str, k: int) -> list[WebResult]:
-        if not self.base_url:
-            raise ConfigError("web_search backend 'searxng' needs [tools] searxng_url")
-        data = await self._call("GET", "/search", params={"q": query, "format": "json"})
-        return [
-            WebResult(
-                title=_clean(row.get("title")),
-                url=str(row.get("url", "")),
-                snippet=_clean(row.get("content")),
-                engine=self.name,
-                date=row.get("publishedDate"),
-            )
-            for row in _rows(data, "results")[:k]
-            if row.get("url")
-        ]
-
-
-_API_BACKENDS: dict[str, type[_ApiBackend]] = {
-    "serper": SerperSearch,
-    "tavily": TavilySearch,
-    "brave": BraveSearch,
-    "searxng": SearxngSearch,
-}
-
 
 def make_search_backend(
     settings: ToolSettings, index: WorkspaceIndex, *, base_url: str | None = None
@@ -414,7 +61,7 @@ def make_search_backend(
     name = settings.web_search_backend
     if name == "local":
         return LocalSearch(index)
-    cls = _API_BACKENDS[name]
+    cls = API_BACKENDS[name]
     if name == "searxng":
         base_url = base_url or settings.searxng_url
     return cls(
@@ -422,32 +69,3 @@ def make_search_backend(
         api_key_env=settings.web_search_api_key_env,
         timeout_s=min(settings.timeout_s, 30.0),
     )
-
-
-def _rows(data: Any, key: str) -> list[dict[str, Any]]:
-    rows = data.get(key) if isinstance(data, dict) else None
-    if rows is None:
-        return []
-    if not isinstance(rows, list):
-        raise SearchBackendError(f"unexpected search response: {key!r} is not a list")
-    return [row for row in rows if isinstance(row, dict)]
-
-
-def _clean(value: Any) -> str:
-    """Plain text: HTML tags (Brave's <strong>) and entities removed, spaces collapsed."""
-    return " ".join(html.unescape(_TAG.sub("", str(value or ""))).split())
-
-
-def _cause(response: httpx2.Response) -> str:
-    try:
-        data = response.json()
-    except ValueError:
-        return " ".join(_TAG.sub(" ", response.text).split())[:200] or "no message"
-    if isinstance(data, dict):
-        for key in ("message", "error", "detail"):
-            value = data.get(key)
-            if isinstance(value, dict):
-                value = value.get("message") or value.get("detail") or json.dumps(value)
-            if value:
-                return str(value)[:200]
-    return json.dumps(data)[:200]

@@ -17,12 +17,15 @@ model can be steered by the pages it reads. So every fetch goes through :class:`
 Operators who do want an intranet host read set ``allow_private`` (every private address) or
 name hosts in ``allowed_hosts`` (``"docs.internal"`` or ``"10.1.2.3:8080"``): the exact
 ``host[:port]`` a URL names, nothing it redirects to.
+
+Which addresses are blocked is decided in :mod:`medresearcher.tools.address_policy`
+(``blocked_reason`` and the metadata endpoints are re-exported here); this module resolves,
+connects and fetches under that policy.
 """
 
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import socket
 from collections.abc import Awaitable, Callable, Collection, Iterable
@@ -37,6 +40,12 @@ from medresearcher import __version__
 from medresearcher.errors import MedResearcherError
 from medresearcher.secrets import redact_url
 from medresearcher.stage_settings import ToolSettings
+from medresearcher.tools.address_policy import (
+    METADATA_ADDRESSES,
+    METADATA_HOSTS,
+    blocked_reason,
+    is_ip,
+)
 
 __all__ = [
     "METADATA_ADDRESSES",
@@ -51,17 +60,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Cloud instance-metadata endpoints: refused even when private addresses are allowed,
-#: because they hand out the machine's credentials.
-METADATA_ADDRESSES = frozenset(
-    {
-        ipaddress.ip_address("169.254.169.254"),  # AWS, GCP, Azure, OpenStack, ...
-        ipaddress.ip_address("169.254.170.2"),  # AWS ECS task metadata
-        ipaddress.ip_address("fd00:ec2::254"),  # AWS IMDS over IPv6
-        ipaddress.ip_address("100.100.100.200"),  # Alibaba Cloud
-    }
-)
-METADATA_HOSTS = frozenset({"metadata.google.internal", "metadata.goog", "metadata"})
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 USER_AGENT = f"medresearcher/{__version__} (document_read; +https://github.com/medresearcher)"
 ACCEPT = "text/html,application/xhtml+xml,application/pdf,text/plain;q=0.9,*/*;q=0.5"
@@ -100,27 +98,6 @@ class FetchedPage:
     def text(self) -> str:
         """The body decoded with the charset the server named (else detected)."""
         return httpx2.Response(200, content=self.content, headers=self.headers).text
-
-
-def blocked_reason(address: str | ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
-    """Why ``address`` must not be fetched by default, or None for a public address.
-
-    Examples
-    --------
-    >>> blocked_reason("127.0.0.1"), blocked_reason("10.0.0.1"), blocked_reason("8.8.8.8")
-    ('loopback', 'private', None)
-    """
-    ip = ipaddress.ip_address(address) if isinstance(address, str) else address
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped  # ::ffff:127.0.0.1 is 127.0.0.1
-    if ip in METADATA_ADDRESSES:
-        return "cloud metadata endpoint"
-    for name in ("loopback", "link_local", "multicast", "unspecified", "reserved", "private"):
-        if getattr(ip, f"is_{name}"):
-            return name.replace("_", "-")
-    if not ip.is_global:
-        return "not publicly routable"
-    return None
 
 
 async def system_resolver(host: str, port: int) -> list[str]:
@@ -212,7 +189,7 @@ class UrlGuard:
         bare = host.strip("[]").lower().rstrip(".")
         if bare in METADATA_HOSTS:
             raise UrlRefused(shown, f"{bare} is a cloud metadata endpoint")
-        addresses = [bare] if _is_ip(bare) else await self.resolver(bare, port)
+        addresses = [bare] if is_ip(bare) else await self.resolver(bare, port)
         if not addresses:
             raise FetchError(f"host {bare!r} resolves to no address")
         allowed = self._host_allowed(bare, port)
@@ -392,14 +369,6 @@ class _GuardedTransport(httpx2.AsyncHTTPTransport):
             keepalive_expiry=5.0,
             network_backend=_GuardedBackend(guard),
         )
-
-
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
 
 
 def _without_fragment(url: str) -> str:
