@@ -16,6 +16,7 @@ from medresearcher.cli import (
     data_cmd,
     ddx_cmd,
     demo_cmd,
+    eval_cmd,
     index_cmd,
     kg_cmd,
     llm_cmd,
@@ -23,6 +24,7 @@ from medresearcher.cli import (
     runs_cmd,
     sample_cmd,
     tools_cmd,
+    traj_cmd,
 )
 from medresearcher.cli.state import CliState, err_console, redact_output
 from medresearcher.errors import MedResearcherError
@@ -47,6 +49,8 @@ app.add_typer(sample_cmd.app, name="sample")
 app.add_typer(qa_cmd.app, name="qa")
 app.add_typer(agent_cmd.app, name="agent")
 app.add_typer(tools_cmd.app, name="tools")
+app.add_typer(traj_cmd.app, name="traj")
+app.add_typer(eval_cmd.app, name="eval")
 app.add_typer(llm_cmd.app, name="llm")
 app.add_typer(runs_cmd.app, name="runs")
 app.command("demo")(demo_cmd.demo)

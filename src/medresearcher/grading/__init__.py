@@ -34,3 +34,9 @@ __all__ = [
     "parse_date",
     "parse_quantity",
 ]
+
+# Rules first, then an LLM judge (paper §5): the entry point for evaluation.
+from medresearcher.grading.grade import GradeResult, grade
+from medresearcher.grading.judge import Judge
+
+__all__ += ["GradeResult", "Judge", "grade"]

@@ -1,0 +1,411 @@
+"""``medresearcher eval``: run the agent on a benchmark, grade it, report (paper §5)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from medresearcher.agent import AgentLimits, LLMPolicy, run_agent
+from medresearcher.cli import eval_report_cmd
+from medresearcher.cli.agent_cmd import DISCLAIMER, StepPrinter, _tool_names, _toolbox
+from medresearcher.cli.state import CliState, console, state_of
+from medresearcher.config import Settings
+from medresearcher.errors import ConfigError, MedResearcherError
+from medresearcher.evaluation.metrics import compute_metrics
+from medresearcher.evaluation.report import write_report
+from medresearcher.evaluation.runner import (
+    EvalCounts,
+    check_run_config,
+    llm_policies,
+    load_results,
+    make_grader,
+    path_guided_policies,
+    path_guided_turns,
+    results_writer,
+    run_eval,
+)
+from medresearcher.llm import LLMGateway
+from medresearcher.schema import EvalResult, QARecord, Trajectory
+from medresearcher.workspace import JsonlWriter, Run, progress_bar, read_jsonl
+
+app = typer.Typer(help="Evaluate the agent on benchmarks and report.", no_args_is_help=True)
+
+POLICIES = ("llm", "path_guided")
+_NO_JUDGE = ("none", "off", "rules")
+_RUN_NAME_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+@app.command("run")
+def run(
+    ctx: typer.Context,
+    benchmark: str = typer.Option(
+        ..., "--benchmark", "-b", help="qa, medbrowsecomp, gaia, xbench, pubmedqa or jsonl."
+    ),
+    file: Path = typer.Option(..., "--file", "-f", help="The benchmark file (gaia: its folder)."),
+    endpoint: str = typer.Option("agent", "--endpoint", "-e", help="\\[llm.*] of the llm policy."),
+    policy: str = typer.Option(
+        "llm", "--policy", help="llm (a model endpoint) or path_guided (offline; benchmark qa)."
+    ),
+    rollouts: int = typer.Option(3, "--rollouts", min=1, help="Runs of every item."),
+    workers: int = typer.Option(16, "--workers", min=1, help="Runs at once."),
+    timeout_s: float = typer.Option(600.0, "--timeout", min=0.001, help="Seconds per run."),
+    limit: int | None = typer.Option(None, "--limit", min=1, help="Only the first N items."),
+    judge: str | None = typer.Option(
+        None,
+        "--judge",
+        help="\\[llm.*] endpoint judging what the rules cannot decide; 'none' for rules only. "
+        "Default: \\[llm.judge] when configured.",
+    ),
+    run_name: str | None = typer.Option(
+        None, "--run", help="Run name (default: <benchmark>-<file>-<policy>); re-run resumes."
+    ),
+    question_field: str | None = typer.Option(None, "--question-field", help="jsonl/csv field."),
+    answer_field: str | None = typer.Option(None, "--answer-field", help="jsonl/csv field."),
+    id_field: str | None = typer.Option(None, "--id-field", help="jsonl/csv field."),
+    tools: str | None = typer.Option(
+        None, "--tools", help="Comma-separated tool names, or 'none'; default: every tool."
+    ),
+    max_turns: int | None = typer.Option(None, "--max-turns", min=1, help="Default: \\[agent]."),
+    language: str | None = typer.Option(None, "--language", help="en or zh. Default: \\[agent]."),
+) -> None:
+    """Run every item of a benchmark ROLLOUTS times, grade each answer, write results.jsonl."""
+    from medresearcher.evaluation.loaders import load_benchmark
+
+    if policy not in POLICIES:
+        raise typer.BadParameter(f"--policy is one of {', '.join(POLICIES)}")
+    if policy == "path_guided" and benchmark.strip().lower() != "qa":
+        raise typer.BadParameter("--policy path_guided follows QA records: use --benchmark qa")
+    if language is not None and language not in ("en", "zh"):
+        raise typer.BadParameter("--language is en or zh")
+    state = state_of(ctx)
+    settings = state.settings
+    if policy == "llm":
+        require_model(settings, endpoint)
+    judge_endpoint = judge_of(settings, judge)
+    items = load_benchmark(
+        benchmark,
+        file,
+        question_field=question_field,
+        answer_field=answer_field,
+        id_field=id_field,
+    )
+    chosen = items[:limit] if limit else items
+    records: dict[str, QARecord] = {}
+    if policy == "path_guided":
+        records = {r.id: r for r in read_jsonl(file, QARecord)}  # type: ignore[union-attr]
+        max_turns = max_turns or path_guided_turns(
+            (records[i.item_id] for i in chosen if i.item_id in records), settings.agent.max_turns
+        )
+    limits = AgentLimits.from_settings(settings.agent, max_turns=max_turns, timeout_s=timeout_s)
+    label = policy if policy == "path_guided" else endpoint
+    name = run_name or default_run_name(benchmark, file, label)
+    ws = state.ws
+    results_path = ws.eval_dir(name) / "results.jsonl"
+    trajectories_path = ws.trajectories_path(name)
+    check_run_config(
+        ws.eval_dir(name) / "run.json",
+        {
+            "benchmark": benchmark.strip().lower(),
+            "items": items_fingerprint(items),
+            "policy": "path_guided" if policy == "path_guided" else f"llm:{endpoint}",
+            "model": settings.endpoint(endpoint).model if policy == "llm" else None,
+            "judge": _judge_label(settings, judge_endpoint),
+        },
+    )
+    console.print(
+        f"[bold]eval run {escape(name)}[/]: {len(chosen)} items × {rollouts} rollouts of "
+        f"{escape(benchmark)} ({escape(str(file))}), policy {escape(label)}, grading "
+        f"{escape(_judge_label(settings, judge_endpoint))}",
+        highlight=False,
+    )
+    if policy == "path_guided" and rollouts > 1:
+        console.print("[dim]The path-guided policy is deterministic: its rollouts agree.[/]")
+    with (
+        Run(ws, "eval-run", settings) as manifest,
+        results_writer(results_path) as results,
+        JsonlWriter(trajectories_path) as trajectories,
+        progress_bar(console) as progress,
+    ):
+        manifest.manifest["eval"] = {
+            "run": name,
+            "benchmark": benchmark,
+            "file": str(file),
+            "policy": label,
+            "results": str(results_path),
+            "trajectories": str(trajectories_path),
+        }
+        task = progress.add_task(f"eval {name}", total=None)
+        counts, usage = asyncio.run(
+            _evaluate(
+                state,
+                chosen,
+                benchmark=benchmark.strip().lower(),
+                results=results,
+                trajectories=trajectories,
+                policy=policy,
+                endpoint=endpoint,
+                records=records,
+                judge_endpoint=judge_endpoint,
+                tool_names=_tool_names(tools),
+                limits=limits,
+                rollouts=rollouts,
+                workers=workers,
+                language=language or settings.agent.language,
+                on_plan=lambda total, done: progress.update(task, total=total, completed=done),
+                on_result=lambda result: progress.advance(task),
+            )
+        )
+        for key, value in counts.to_dict().items():
+            manifest.count(key, value)
+        manifest.record_usage(usage)
+    chosen_ids = {item.item_id for item in chosen}
+    finished = [
+        r for r in load_results(results_path) if r.item_id in chosen_ids and r.rollout < rollouts
+    ]
+    _print_summary(name, finished, counts, usage)
+    if counts.written or not (ws.eval_dir(name) / "report.html").is_file():
+        _write_report(state, name)
+    if counts.failed:
+        raise MedResearcherError(
+            f"{counts.failed} of {counts.pairs} runs were not graded; run the same command "
+            f"again to retry them (first: {counts.failures[0]})"
+        )
+
+
+async def _evaluate(
+    state: CliState,
+    items: list[Any],
+    *,
+    policy: str,
+    endpoint: str,
+    records: dict[str, QARecord],
+    judge_endpoint: str | None,
+    tool_names: list[str] | None,
+    **options: Any,
+) -> tuple[EvalCounts, dict[str, Any]]:
+    settings = state.settings
+    async with LLMGateway(settings) as gateway:
+        toolbox = await _toolbox(state, gateway, tool_names)
+        try:
+            factory = (
+                llm_policies(gateway, endpoint)
+                if policy == "llm"
+                else path_guided_policies(records, settings)
+            )
+            counts = await run_eval(
+                items,
+                policy_factory=factory,
+                toolbox=toolbox,
+                grade_fn=make_grader(_judge(gateway, judge_endpoint)),
+                timeout_s=None,
+                **options,
+            )
+        finally:
+            await toolbox.aclose()
+        return counts, gateway.usage_report()
+
+
+@app.command("ask")
+def ask(
+    ctx: typer.Context,
+    question: str = typer.Argument(..., help="The question."),
+    gold: str = typer.Option(..., "--gold", help="The reference answer."),
+    aliases: list[str] = typer.Option([], "--alias", help="Another accepted answer (repeat)."),
+    endpoint: str = typer.Option("agent", "--endpoint", "-e", help="\\[llm.*] of the agent."),
+    judge: str | None = typer.Option(
+        None, "--judge", help="Judge endpoint, or 'none'. Default: \\[llm.judge] when configured."
+    ),
+    tools: str | None = typer.Option(
+        None, "--tools", help="Comma-separated tool names, or 'none'; default: every tool."
+    ),
+    max_turns: int | None = typer.Option(None, "--max-turns", min=1, help="Default: \\[agent]."),
+    timeout_s: float | None = typer.Option(None, "--timeout", min=0.001, help="Seconds."),
+    language: str | None = typer.Option(None, "--language", help="en or zh. Default: \\[agent]."),
+) -> None:
+    """Answer QUESTION step by step with the agent, then grade the answer against --gold."""
+    if language is not None and language not in ("en", "zh"):
+        raise typer.BadParameter("--language is en or zh")
+    state = state_of(ctx)
+    settings = state.settings
+    require_model(settings, endpoint)
+    judge_endpoint = judge_of(settings, judge)
+    limits = AgentLimits.from_settings(settings.agent, max_turns=max_turns, timeout_s=timeout_s)
+    console.print(f"[bold]Question[/] {escape(question)}", highlight=False)
+    console.print(f"[bold]Gold[/] {escape(gold)}", highlight=False)
+    with Run(state.ws, "eval-ask", settings) as manifest:
+        trajectory, graded, usage = asyncio.run(
+            _ask(
+                state,
+                question,
+                gold,
+                aliases,
+                endpoint,
+                judge_endpoint,
+                _tool_names(tools),
+                limits,
+                language or settings.agent.language,
+            )
+        )
+        manifest.manifest["verdict"] = graded.verdict
+        manifest.manifest["grader"] = graded.grader
+        manifest.record_usage(usage)
+    colour = {"correct": "green", "incorrect": "red"}.get(graded.verdict, "yellow")
+    console.print(
+        f"\n[bold {colour}]Verdict: {graded.verdict}[/] (grader {escape(graded.grader)})",
+        highlight=False,
+    )
+    if graded.detail:
+        console.print(f"[dim]{escape(str(graded.detail))}[/]", highlight=False)
+    total = usage.get("total", {})
+    console.print(
+        f"termination: {trajectory.termination} · {trajectory.stats.get('turns', 0)} turns · "
+        f"{trajectory.stats.get('tool_calls', 0)} tool calls · "
+        f"tokens {total.get('prompt_tokens', 0)} in / {total.get('completion_tokens', 0)} out",
+        highlight=False,
+    )
+    console.print(f"[dim]{DISCLAIMER}[/]")
+    if trajectory.termination == "error":
+        raise MedResearcherError(trajectory.termination_detail or "the agent run failed")
+
+
+async def _ask(
+    state: CliState,
+    question: str,
+    gold: str,
+    aliases: list[str],
+    endpoint: str,
+    judge_endpoint: str | None,
+    tool_names: list[str] | None,
+    limits: AgentLimits,
+    language: str,
+) -> tuple[Any, Any, dict[str, Any]]:
+    from medresearcher.grading.grade import grade
+
+    async with LLMGateway(state.settings) as gateway:
+        toolbox = await _toolbox(state, gateway, tool_names)
+        try:
+            trajectory = await run_agent(
+                question,
+                policy=LLMPolicy(gateway, endpoint),
+                toolbox=toolbox,
+                limits=limits,
+                language=language,
+                on_step=StepPrinter(),
+            )
+        finally:
+            await toolbox.aclose()
+        graded = await grade(
+            trajectory.final_answer,
+            gold,
+            tuple(aliases),
+            question=question,
+            judge=_judge(gateway, judge_endpoint),
+        )
+        return trajectory, graded, gateway.usage_report()
+
+
+# -- helpers shared by the commands --------------------------------------------------------------
+
+
+def require_model(settings: Settings, endpoint: str) -> None:
+    """Offline, nothing fakes a model: say how to configure one, and stop."""
+    if not settings.llm:
+        where = settings.source or "./medresearcher.toml"
+        raise ConfigError(
+            f"no model endpoint is configured, and the llm policy needs one: add an "
+            f"[llm.{endpoint}] table (base_url, model, tool_dialect) to {where} — "
+            "`medresearcher config init` writes an example — then check it with "
+            "`medresearcher llm ping`. Offline, `eval run --benchmark qa --policy path_guided` "
+            "evaluates the path-guided policy on QA records instead"
+        )
+    settings.endpoint(endpoint)  # an unknown name fails here, listing the configured ones
+
+
+def judge_of(settings: Settings, option: str | None) -> str | None:
+    """The judge endpoint: the one named, none, or ``judge`` when configured."""
+    if option is None:
+        return "judge" if "judge" in settings.llm else None
+    if option.strip().lower() in _NO_JUDGE:
+        return None
+    settings.endpoint(option)
+    return option
+
+
+def _judge(gateway: LLMGateway, endpoint: str | None) -> Any:
+    if endpoint is None:
+        return None
+    from medresearcher.grading.grade import Judge
+
+    return Judge(gateway, endpoint)
+
+
+def _judge_label(settings: Settings, endpoint: str | None) -> str:
+    if endpoint is None:
+        return "rules only"
+    return f"rules, then judge llm.{endpoint} ({settings.endpoint(endpoint).model})"
+
+
+def items_fingerprint(items: list[Any]) -> str:
+    """What a resumed run must still evaluate: the items' ids, questions and golds."""
+    digest = hashlib.sha256()
+    for item in items:
+        digest.update("\x1f".join((item.item_id, item.question, item.gold)).encode() + b"\x1e")
+    return f"{len(items)} items, sha256 {digest.hexdigest()[:16]}"
+
+
+def default_run_name(benchmark: str, file: Path, label: str) -> str:
+    """``<benchmark>-<file stem>-<policy>``: the same command resumes the same run."""
+    stem = file.name.split(".")[0] or file.name
+    name = _RUN_NAME_CHARS.sub("-", f"{benchmark}-{stem}-{label}").strip("-.")
+    return name or "eval"
+
+
+def _print_summary(
+    name: str, results: list[EvalResult], counts: EvalCounts, usage: dict[str, Any]
+) -> None:
+    verdicts = Counter(r.verdict for r in results)
+    graders = Counter(r.grader.split(":", 1)[0] for r in results)
+    table = Table(title=f"eval {name}", show_header=False)
+    table.add_row("results", f"{len(results)} ({counts.written} now, {counts.skipped} before)")
+    for verdict in ("correct", "incorrect", "unjudgeable"):
+        table.add_row(verdict, str(verdicts.get(verdict, 0)))
+    accuracy = verdicts.get("correct", 0) / len(results) if results else 0.0
+    table.add_row("[bold]accuracy[/] (avg pass@1)", f"[bold]{accuracy:.1%}[/]")
+    table.add_row("graded by", ", ".join(f"{g} {n}" for g, n in sorted(graders.items())) or "-")
+    if counts.timeouts or counts.errors:
+        table.add_row(
+            "timeouts / failed runs",
+            f"{counts.timeouts} / {counts.errors} this call (graded; see the trajectories)",
+        )
+    cost = usage.get("total", {}).get("cost_usd")
+    if cost:
+        table.add_row("cost", f"${cost:.4f}")
+    console.print(table)
+    console.print(
+        f"metrics with confidence intervals: [bold]medresearcher eval report {escape(name)}[/]",
+        highlight=False,
+    )
+
+
+def _write_report(state: CliState, name: str) -> None:
+    """Write metrics.json, report.md and report.html (with plots) of the whole run."""
+    folder = state.ws.eval_dir(name)
+    results = list(read_jsonl(folder / "results.jsonl", EvalResult))
+    path = state.ws.trajectories_path(name)
+    linked = list(read_jsonl(path, Trajectory)) if path.is_file() else []
+    if not results:
+        return
+    paths = write_report(folder, compute_metrics(results, linked), results, linked)
+    console.print(f"report written: {escape(str(paths['html']))}", highlight=False)
+
+
+app.command("report")(eval_report_cmd.report)
+app.command("compare")(eval_report_cmd.compare)
