@@ -203,8 +203,12 @@ class PathGuidedPolicy:
         if self._target == 0:
             start = self.nodes[0]
             question = self.record.question
+            # The question's own clues about its starting point ("classified under …",
+            # "onset in infancy"), as a researcher would type them; the whole question
+            # otherwise, whose other clues describe other entities.
+            clues = " ".join(_keywords(self._clues_of(start), limit=12)) or question
             return [
-                _Attempt(t("identify_start"), "medical_retriever", {"query": question, "k": 10}),
+                _Attempt(t("identify_start"), "medical_retriever", {"query": clues, "k": 20}),
                 _Attempt(t("identify_start_web"), "web_search", {"queries": [question]}),
                 _Attempt(
                     t("start_from_guidance", name=self._name(start)),

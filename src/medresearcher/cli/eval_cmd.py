@@ -1,4 +1,8 @@
-"""``medresearcher eval``: run the agent on a benchmark, grade it, report (paper §5)."""
+"""``medresearcher eval``: run the agent on a benchmark, grade it, report (paper §5).
+
+This module holds ``eval run``; ``ask`` (:mod:`.eval_ask_cmd`), ``report`` and ``compare``
+(:mod:`.eval_report_cmd`) are registered on the same app at the bottom.
+"""
 
 from __future__ import annotations
 
@@ -13,12 +17,12 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from medresearcher.agent import AgentLimits, LLMPolicy, run_agent
-from medresearcher.cli import eval_report_cmd
-from medresearcher.cli.agent_cmd import DISCLAIMER, StepPrinter, _tool_names, _toolbox
+from medresearcher.agent import AgentLimits
+from medresearcher.cli import eval_ask_cmd, eval_report_cmd
+from medresearcher.cli.agent_cmd import _tool_names, _toolbox
+from medresearcher.cli.eval_endpoints import judge_label, judge_of, make_judge, require_model
 from medresearcher.cli.state import CliState, console, state_of
-from medresearcher.config import Settings
-from medresearcher.errors import ConfigError, MedResearcherError
+from medresearcher.errors import MedResearcherError
 from medresearcher.evaluation.metrics import compute_metrics
 from medresearcher.evaluation.report import write_report
 from medresearcher.evaluation.runner import (
@@ -39,7 +43,6 @@ from medresearcher.workspace import JsonlWriter, Run, progress_bar, read_jsonl
 app = typer.Typer(help="Evaluate the agent on benchmarks and report.", no_args_is_help=True)
 
 POLICIES = ("llm", "path_guided")
-_NO_JUDGE = ("none", "off", "rules")
 _RUN_NAME_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -117,13 +120,13 @@ def run(
             "items": items_fingerprint(items),
             "policy": "path_guided" if policy == "path_guided" else f"llm:{endpoint}",
             "model": settings.endpoint(endpoint).model if policy == "llm" else None,
-            "judge": _judge_label(settings, judge_endpoint),
+            "judge": judge_label(settings, judge_endpoint),
         },
     )
     console.print(
         f"[bold]eval run {escape(name)}[/]: {len(chosen)} items × {rollouts} rollouts of "
         f"{escape(benchmark)} ({escape(str(file))}), policy {escape(label)}, grading "
-        f"{escape(_judge_label(settings, judge_endpoint))}",
+        f"{escape(judge_label(settings, judge_endpoint))}",
         highlight=False,
     )
     if policy == "path_guided" and rollouts > 1:
@@ -204,153 +207,13 @@ async def _evaluate(
                 items,
                 policy_factory=factory,
                 toolbox=toolbox,
-                grade_fn=make_grader(_judge(gateway, judge_endpoint)),
+                grade_fn=make_grader(make_judge(gateway, judge_endpoint)),
                 timeout_s=None,
                 **options,
             )
         finally:
             await toolbox.aclose()
         return counts, gateway.usage_report()
-
-
-@app.command("ask")
-def ask(
-    ctx: typer.Context,
-    question: str = typer.Argument(..., help="The question."),
-    gold: str = typer.Option(..., "--gold", help="The reference answer."),
-    aliases: list[str] = typer.Option([], "--alias", help="Another accepted answer (repeat)."),
-    endpoint: str = typer.Option("agent", "--endpoint", "-e", help="\\[llm.*] of the agent."),
-    judge: str | None = typer.Option(
-        None, "--judge", help="Judge endpoint, or 'none'. Default: \\[llm.judge] when configured."
-    ),
-    tools: str | None = typer.Option(
-        None, "--tools", help="Comma-separated tool names, or 'none'; default: every tool."
-    ),
-    max_turns: int | None = typer.Option(None, "--max-turns", min=1, help="Default: \\[agent]."),
-    timeout_s: float | None = typer.Option(None, "--timeout", min=0.001, help="Seconds."),
-    language: str | None = typer.Option(None, "--language", help="en or zh. Default: \\[agent]."),
-) -> None:
-    """Answer QUESTION step by step with the agent, then grade the answer against --gold."""
-    if language is not None and language not in ("en", "zh"):
-        raise typer.BadParameter("--language is en or zh")
-    state = state_of(ctx)
-    settings = state.settings
-    require_model(settings, endpoint)
-    judge_endpoint = judge_of(settings, judge)
-    limits = AgentLimits.from_settings(settings.agent, max_turns=max_turns, timeout_s=timeout_s)
-    console.print(f"[bold]Question[/] {escape(question)}", highlight=False)
-    console.print(f"[bold]Gold[/] {escape(gold)}", highlight=False)
-    with Run(state.ws, "eval-ask", settings) as manifest:
-        trajectory, graded, usage = asyncio.run(
-            _ask(
-                state,
-                question,
-                gold,
-                aliases,
-                endpoint,
-                judge_endpoint,
-                _tool_names(tools),
-                limits,
-                language or settings.agent.language,
-            )
-        )
-        manifest.manifest["verdict"] = graded.verdict
-        manifest.manifest["grader"] = graded.grader
-        manifest.record_usage(usage)
-    colour = {"correct": "green", "incorrect": "red"}.get(graded.verdict, "yellow")
-    console.print(
-        f"\n[bold {colour}]Verdict: {graded.verdict}[/] (grader {escape(graded.grader)})",
-        highlight=False,
-    )
-    if graded.detail:
-        console.print(f"[dim]{escape(str(graded.detail))}[/]", highlight=False)
-    total = usage.get("total", {})
-    console.print(
-        f"termination: {trajectory.termination} · {trajectory.stats.get('turns', 0)} turns · "
-        f"{trajectory.stats.get('tool_calls', 0)} tool calls · "
-        f"tokens {total.get('prompt_tokens', 0)} in / {total.get('completion_tokens', 0)} out",
-        highlight=False,
-    )
-    console.print(f"[dim]{DISCLAIMER}[/]")
-    if trajectory.termination == "error":
-        raise MedResearcherError(trajectory.termination_detail or "the agent run failed")
-
-
-async def _ask(
-    state: CliState,
-    question: str,
-    gold: str,
-    aliases: list[str],
-    endpoint: str,
-    judge_endpoint: str | None,
-    tool_names: list[str] | None,
-    limits: AgentLimits,
-    language: str,
-) -> tuple[Any, Any, dict[str, Any]]:
-    from medresearcher.grading.grade import grade
-
-    async with LLMGateway(state.settings) as gateway:
-        toolbox = await _toolbox(state, gateway, tool_names)
-        try:
-            trajectory = await run_agent(
-                question,
-                policy=LLMPolicy(gateway, endpoint),
-                toolbox=toolbox,
-                limits=limits,
-                language=language,
-                on_step=StepPrinter(),
-            )
-        finally:
-            await toolbox.aclose()
-        graded = await grade(
-            trajectory.final_answer,
-            gold,
-            tuple(aliases),
-            question=question,
-            judge=_judge(gateway, judge_endpoint),
-        )
-        return trajectory, graded, gateway.usage_report()
-
-
-# -- helpers shared by the commands --------------------------------------------------------------
-
-
-def require_model(settings: Settings, endpoint: str) -> None:
-    """Offline, nothing fakes a model: say how to configure one, and stop."""
-    if not settings.llm:
-        where = settings.source or "./medresearcher.toml"
-        raise ConfigError(
-            f"no model endpoint is configured, and the llm policy needs one: add an "
-            f"[llm.{endpoint}] table (base_url, model, tool_dialect) to {where} — "
-            "`medresearcher config init` writes an example — then check it with "
-            "`medresearcher llm ping`. Offline, `eval run --benchmark qa --policy path_guided` "
-            "evaluates the path-guided policy on QA records instead"
-        )
-    settings.endpoint(endpoint)  # an unknown name fails here, listing the configured ones
-
-
-def judge_of(settings: Settings, option: str | None) -> str | None:
-    """The judge endpoint: the one named, none, or ``judge`` when configured."""
-    if option is None:
-        return "judge" if "judge" in settings.llm else None
-    if option.strip().lower() in _NO_JUDGE:
-        return None
-    settings.endpoint(option)
-    return option
-
-
-def _judge(gateway: LLMGateway, endpoint: str | None) -> Any:
-    if endpoint is None:
-        return None
-    from medresearcher.grading.grade import Judge
-
-    return Judge(gateway, endpoint)
-
-
-def _judge_label(settings: Settings, endpoint: str | None) -> str:
-    if endpoint is None:
-        return "rules only"
-    return f"rules, then judge llm.{endpoint} ({settings.endpoint(endpoint).model})"
 
 
 def items_fingerprint(items: list[Any]) -> str:
@@ -407,5 +270,6 @@ def _write_report(state: CliState, name: str) -> None:
     console.print(f"report written: {escape(str(paths['html']))}", highlight=False)
 
 
+app.command("ask")(eval_ask_cmd.ask)
 app.command("report")(eval_report_cmd.report)
 app.command("compare")(eval_report_cmd.compare)

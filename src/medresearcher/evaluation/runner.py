@@ -15,7 +15,8 @@ A re-run with the same writers skips the pairs that have a result; a pair whose 
 was written but whose result was not (a kill between the two lines, or a line cut by a crash)
 is graded from the stored trajectory, without running the agent again, so the result always
 describes the trajectory it links to. Result lines are appended as pairs finish; sort them
-with :func:`load_results` for a deterministic order.
+with :func:`load_results` for a deterministic order. The policy factories and the default
+grader live in :mod:`.policies` and are re-exported here.
 """
 
 from __future__ import annotations
@@ -24,22 +25,29 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from medresearcher.agent import AgentLimits, Policy, run_agent, trajectory_id
 from medresearcher.errors import InputError
-from medresearcher.schema import EvalResult, QARecord, Trajectory
+from medresearcher.evaluation.policies import (
+    Graded,
+    GradeFn,
+    PolicyFactory,
+    llm_policies,
+    make_grader,
+    path_guided_policies,
+    path_guided_turns,
+)
+from medresearcher.schema import EvalResult, Trajectory
 from medresearcher.tools.base import ToolBox
 from medresearcher.workspace import JsonlWriter, read_jsonl
 
 if TYPE_CHECKING:
-    from medresearcher.config import Settings
     from medresearcher.evaluation.items import BenchmarkItem
-    from medresearcher.llm import LLMGateway
 
 __all__ = [
     "GUARD_MARGIN_S",
@@ -67,22 +75,6 @@ GUARD_MARGIN_S = 30.0
 """Seconds the guard allows beyond the loop's time limit and its forced-answer grace."""
 
 _FAILURES_KEPT = 5
-
-
-class Graded(Protocol):
-    """What a grader returns (:class:`medresearcher.grading.grade.GradeResult`)."""
-
-    verdict: str
-    grader: str
-    detail: str | None
-    extracted: str | None
-
-
-GradeFn = Callable[["BenchmarkItem", "str | None"], Awaitable[Graded]]
-"""``grade_fn(item, prediction)``: grade one final answer against the item's gold."""
-
-PolicyFactory = Callable[["BenchmarkItem", int], Policy]
-"""``policy_factory(item, rollout)``: the policy of one run."""
 
 
 @dataclass
@@ -400,54 +392,3 @@ def check_run_config(path: str | Path, config: Mapping[str, Any]) -> None:
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(dict(config), indent=2, ensure_ascii=False) + "\n", "utf-8")
-
-
-# -- policies and the default grader ------------------------------------------------------------
-
-
-def llm_policies(gateway: LLMGateway, endpoint: str, **params: Any) -> PolicyFactory:
-    """One :class:`~medresearcher.agent.LLMPolicy` for every pair (rollouts salt its cache)."""
-    from medresearcher.agent import LLMPolicy
-
-    policy = LLMPolicy(gateway, endpoint, **params)
-    return lambda item, rollout: policy
-
-
-def path_guided_policies(records: Mapping[str, QARecord], settings: Settings) -> PolicyFactory:
-    """The offline path-guided policy of each item's QA record (benchmark ``qa`` only).
-
-    The policy follows the record's chain with the real tools; it needs the workspace's
-    knowledge graph for entity names. An item without a record is an :class:`InputError`.
-    """
-    from medresearcher.agent.path_guided import policy_for
-
-    def factory(item: BenchmarkItem, rollout: int) -> Policy:
-        record = records.get(item.item_id)
-        if record is None:
-            raise InputError(
-                f"no QA record with id {item.item_id!r}: the path-guided policy follows QA "
-                "records, so it evaluates the qa benchmark only"
-            )
-        if item.question != record.question:
-            record = record.model_copy(update={"question": item.question})
-        return policy_for(record, settings)
-
-    return factory
-
-
-def path_guided_turns(records: Iterable[QARecord], floor: int) -> int:
-    """Turns a path-guided run may need: up to four calls per hop, and room to say why."""
-    return max([floor, *(4 * record.hops + 8 for record in records)])
-
-
-def make_grader(judge: Any = None) -> GradeFn:
-    """Rules first, then ``judge`` (a :class:`medresearcher.grading.grade.Judge`) if given."""
-
-    async def grade_item(item: BenchmarkItem, prediction: str | None) -> Graded:
-        from medresearcher.grading.grade import grade
-
-        return await grade(
-            prediction, item.gold, tuple(item.aliases), question=item.question, judge=judge
-        )
-
-    return grade_item

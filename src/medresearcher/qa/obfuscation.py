@@ -43,6 +43,10 @@ NEIGHBOUR_PREDICATES = frozenset(
     {"has_phenotype", "associated_gene", "subclass_of", "has_symptom", "treats", "palliates"}
     | {"located_in", "caused_by", "transmitted_by"}
 )
+# Clue kinds that a record of the entity states in words (document fields and text), so
+# that a search engine can match them; counts and classes come from the graph alone.
+SEARCHABLE_CLUES = frozenset({"group", "inheritance", "onset"})
+
 # Neighbour types in order of preference: the ones with the richest own clues first.
 _NEIGHBOUR_TYPES = ("gene", "disease", "category", "drug", "pathogen", "anatomy", "phenotype")
 _UNKNOWN = {"", "none", "unknown", "no data available", "not yet documented"}
@@ -335,6 +339,7 @@ def describe(
     leaks: NameMatcher,
     n_own: int = 1,
     skip: Iterable[str] = (),
+    searchable_first: bool = False,
 ) -> Description:
     """Describe ``node`` without naming it, at obfuscation ``level``.
 
@@ -350,6 +355,10 @@ def describe(
         label sits inside one of the names.
     n_own:
         How many own clues (the chain's start gets two, so that it can be found).
+    searchable_first:
+        Prefer clues a reader can find in the entity's own record (its classification
+        groups, inheritance, onset) over counts that only the graph knows ("with 25
+        phenotypes annotated"): the start of a chain has to be found by searching.
 
     Returns
     -------
@@ -357,7 +366,14 @@ def describe(
         Possibly without clues (an entity with nothing to say about it but its type).
     """
     candidates = safe_own_clues(facts, node, ph, leaks=leaks, skip=skip)
-    ranked = sorted(candidates, key=lambda c: (len(c.members), c.kind))
+    ranked = sorted(
+        candidates,
+        key=lambda c: (
+            searchable_first and c.kind.split(":")[0] not in SEARCHABLE_CLUES,
+            len(c.members),
+            c.kind,
+        ),
+    )
     chosen: list[Clue] = []
     while len(chosen) < n_own:
         # Among the three most selective clues left, prefer a kind not said yet:

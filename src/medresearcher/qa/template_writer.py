@@ -104,6 +104,7 @@ def _line(
             avoid=avoid,
             leaks=leaks,
             n_own=2 if i == 0 else 1,
+            searchable_first=i == 0,
         )
         for i, node in enumerate(nodes[:-1])
     ]
