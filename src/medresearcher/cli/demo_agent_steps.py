@@ -27,9 +27,15 @@ __all__ = ["demo_qa_and_agent"]
 
 
 def demo_qa_and_agent(ws: Workspace, settings: Settings, run: Run) -> None:
-    """Steps 5–7 of the tour: questions, the path-guided agent, and ``ddx``."""
+    """Steps 5–9 of the tour: questions, the agent, trajectories, evaluation and ``ddx``."""
+    from medresearcher.cli.demo_synthesis_steps import evaluation, trajectories
+
     records = _questions(ws, settings, run)
     _agent(ws, settings, run, records)
+    # The first questions make training trajectories; the rest are held back for evaluation.
+    split = len(records) * 2 // 3
+    trajectories(ws, settings, run, records[:split])
+    evaluation(ws, settings, run, records[split:])
     _ddx(run)
 
 
@@ -156,7 +162,7 @@ def _ddx(run: Run) -> None:
     from medresearcher.cli.ddx_cmd import ddx
 
     console.print(
-        f'\n[bold cyan]7. Differential diagnosis[/] (medresearcher ddx "{DEMO_FINDINGS}")'
+        f'\n[bold cyan]9. Differential diagnosis[/] (medresearcher ddx "{DEMO_FINDINGS}")'
     )
     ddx(
         DEMO_FINDINGS,
