@@ -6,24 +6,20 @@ import asyncio
 import re
 import textwrap
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.markup import escape
 
-from medresearcher.agent import (
-    AgentLimits,
-    LLMPolicy,
-    Policy,
-    Step,
-    run_agent,
-)
 from medresearcher.cli.state import CliState, console, state_of
 from medresearcher.errors import ConfigError, InputError, MedResearcherError
-from medresearcher.llm import LLMGateway
 from medresearcher.schema import QARecord, Trajectory
-from medresearcher.tools.base import ToolBox
 from medresearcher.workspace import Run, read_jsonl
+
+if TYPE_CHECKING:  # the agent, gateway and tools import the openai SDK: only when a command runs
+    from medresearcher.agent import AgentLimits, Policy, Step
+    from medresearcher.llm import LLMGateway
+    from medresearcher.tools.base import ToolBox
 
 app = typer.Typer(help="Ask the medical research agent a question.", no_args_is_help=True)
 
@@ -65,6 +61,8 @@ def ask(
     ),
 ) -> None:
     """Answer QUESTION with the ReAct agent, showing each thought, call and observation."""
+    from medresearcher.agent import AgentLimits
+
     if policy not in POLICIES:
         raise typer.BadParameter(f"--policy is one of {', '.join(POLICIES)}")
     if language is not None and language not in ("en", "zh"):
@@ -116,6 +114,9 @@ async def _ask(
     limits: AgentLimits,
     language: str,
 ) -> tuple[Trajectory, dict[str, Any]]:
+    from medresearcher.agent import LLMPolicy, run_agent
+    from medresearcher.llm import LLMGateway
+
     settings = state.settings
     printer = StepPrinter()
     async with LLMGateway(settings) as gateway:
@@ -164,6 +165,8 @@ def _tool_names(option: str | None) -> list[str] | None:
 
 
 async def _toolbox(state: CliState, gateway: LLMGateway, names: list[str] | None) -> ToolBox:
+    from medresearcher.tools.base import ToolBox
+
     settings = state.settings
     if names == []:
         return ToolBox([], max_observation_tokens=settings.tools.max_observation_tokens)

@@ -8,18 +8,23 @@ nothing it asked before) and records a run manifest.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from medresearcher.cli.state import CliState, console, state_of
 from medresearcher.data import iter_documents
-from medresearcher.schema import Document
-from medresearcher.sources import ClinicalTrials, EuropePMC, OpenFDA, PubMed, SourceHttp
-from medresearcher.sources.ingest import IngestCounts, ingest_documents, merge_corpora
-from medresearcher.sources.pubmed_xml import ingest_pubmed_baseline
 from medresearcher.workspace import Run, progress_bar
+
+if TYPE_CHECKING:  # the connectors import the HTTP stack: only when a command runs
+    from collections.abc import AsyncIterator, Callable
+
+    from medresearcher.schema import Document
+    from medresearcher.sources import SourceHttp
+
+    # (shared HTTP layer, {"base_url": ...} when overridden) -> the connector's document stream
+    Connector = Callable[[SourceHttp, dict[str, str]], AsyncIterator[Document]]
 
 app = typer.Typer(help="Build the workspace corpus from live sources.", no_args_is_help=True)
 ingest_app = typer.Typer(
@@ -31,9 +36,6 @@ MAX_HELP = "Stop after this many documents."
 OUT_HELP = "Corpus file name in <workspace>/corpus/ (default: the source's name)."
 BASE_URL_HELP = "The API's base URL (a mirror, a proxy, or a test server)."
 
-# (shared HTTP layer, {"base_url": ...} when overridden) -> the connector's document stream
-Connector = Callable[[SourceHttp, dict[str, str]], AsyncIterator[Document]]
-
 
 def _ingest(
     state: CliState,
@@ -44,6 +46,9 @@ def _ingest(
     connector: Connector,
 ) -> None:
     """Run one connector into the corpus, recorded as a run; partial work is kept."""
+    from medresearcher.sources import SourceHttp
+    from medresearcher.sources.ingest import IngestCounts, ingest_documents
+
     ws = state.ws.ensure()
     path = ws.corpus_path(out or source)
     counts = IngestCounts()
@@ -90,6 +95,8 @@ def pubmed(
     base_url: str | None = typer.Option(None, help=BASE_URL_HELP, hidden=True),
 ) -> None:
     """PubMed through E-utilities (NCBI_API_KEY raises the limit from 3 to 10 requests/s)."""
+    from medresearcher.sources import PubMed
+
     state = state_of(ctx)
     email = state.settings.sources.ncbi_email
     _ingest(
@@ -113,6 +120,8 @@ def europepmc(
     base_url: str | None = typer.Option(None, help=BASE_URL_HELP, hidden=True),
 ) -> None:
     """Europe PMC: abstracts with MeSH, publication types and citation counts; preprints too."""
+    from medresearcher.sources import EuropePMC
+
     _ingest(
         state_of(ctx),
         "europepmc",
@@ -134,6 +143,8 @@ def ctgov(
     base_url: str | None = typer.Option(None, help=BASE_URL_HELP, hidden=True),
 ) -> None:
     """ClinicalTrials.gov (API v2): conditions, interventions, phase, status, outcomes."""
+    from medresearcher.sources import ClinicalTrials
+
     if not (condition or term or intervention):
         raise typer.BadParameter("give --condition, --term or --intervention")
     _ingest(
@@ -159,6 +170,8 @@ def openfda(
     base_url: str | None = typer.Option(None, help=BASE_URL_HELP, hidden=True),
 ) -> None:
     """openFDA drug labels: indications, boxed warning, mechanism (OPENFDA_API_KEY optional)."""
+    from medresearcher.sources import OpenFDA
+
     _ingest(
         state_of(ctx),
         "openfda",
@@ -178,6 +191,8 @@ def pubmed_baseline(
     out: str | None = typer.Option(None, "--out", help=OUT_HELP + " Default: pubmed-baseline."),
 ) -> None:
     """Stream one of NLM's annual PubMed baseline files at flat memory."""
+    from medresearcher.sources.pubmed_xml import ingest_pubmed_baseline
+
     state = state_of(ctx)
     ws = state.ws.ensure()
     target = ws.corpus_path(out or "pubmed-baseline")
@@ -204,6 +219,8 @@ def merge(
     out: str = typer.Option("corpus", "--out", help="Merged file name in <workspace>/corpus/."),
 ) -> None:
     """Merge corpus files into one, by doc_id (the first record of an id wins)."""
+    from medresearcher.sources.ingest import merge_corpora
+
     state = state_of(ctx)
     ws = state.ws.ensure()
     target = ws.corpus_path(out)

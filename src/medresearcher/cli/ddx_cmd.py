@@ -5,24 +5,22 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import asdict
+from typing import TYPE_CHECKING
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
 from medresearcher.cli.state import console
-from medresearcher.clinical import (
-    DISCLAIMER,
-    ClinicalContext,
-    Differential,
-    FindingMatch,
-    UnmatchedFinding,
-    diagnose,
-    load_clinical_knowledge,
-    onset_class,
-    read_findings,
-)
 from medresearcher.errors import InputError
+
+if TYPE_CHECKING:  # the clinical engine imports numpy and scipy: only when ddx runs
+    from medresearcher.clinical import (
+        ClinicalContext,
+        Differential,
+        FindingMatch,
+        UnmatchedFinding,
+    )
 
 __all__ = ["ddx"]
 
@@ -52,6 +50,13 @@ def ddx(
 ) -> None:
     """Rank rare diseases by posterior probability given the findings, and say what to check
     next. Research software, not clinical advice."""
+    from medresearcher.clinical import (
+        DISCLAIMER,
+        diagnose,
+        load_clinical_knowledge,
+        read_findings,
+    )
+
     context = _context(age, sex, onset)
     started = time.perf_counter()
     knowledge = load_clinical_knowledge(bundle)
@@ -92,6 +97,8 @@ def print_differential(
     result: Differential, matches: list[FindingMatch], unmatched: list[UnmatchedFinding]
 ) -> None:
     """The ranked table, what was read, what to check next, then the disclaimer and credits."""
+    from medresearcher.clinical import DISCLAIMER
+
     for match in matches:
         if match.method != "exact":
             console.print(
@@ -134,6 +141,8 @@ def print_differential(
 
 
 def _context(age: float | None, sex: str | None, onset: str | None) -> ClinicalContext | None:
+    from medresearcher.clinical import ClinicalContext, onset_class
+
     if sex is not None and sex.strip().lower() not in _SEXES:
         raise InputError(f"--sex {sex!r}: use F or M")
     if age is None and sex is None and onset is None:

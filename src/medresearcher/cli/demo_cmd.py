@@ -15,16 +15,10 @@ from rich.table import Table
 
 from medresearcher import __version__
 from medresearcher.cli.data_cmd import print_bundle_info
-from medresearcher.cli.demo_agent_steps import demo_qa_and_agent
 from medresearcher.cli.index_cmd import print_entities
 from medresearcher.cli.sample_cmd import chain_text
 from medresearcher.cli.state import console, state_of
 from medresearcher.data import bundle_dir, bundle_manifest, iter_documents
-from medresearcher.kg import GraphStore
-from medresearcher.kg.io import import_records
-from medresearcher.kg.rarity import mine_rare_entities, write_seeds
-from medresearcher.retrieval import EmbeddedRetriever, build_index
-from medresearcher.sampling import STRATEGIES, GraphView, mixed
 from medresearcher.workspace import JsonlWriter, Run
 
 # (stage, command, status) — the pipeline of ARCHITECTURE.md §1 and where each part stands.
@@ -53,8 +47,16 @@ STAGES = [
         "medresearcher agent ask / tools call / ddx",
         "ready",
     ),
-    ("trajectory synthesis (MTG, α = 0.7)", "medresearcher traj ...", "planned"),
-    ("evaluation (rules + LLM judge, pass@k)", "medresearcher eval ...", "planned"),
+    (
+        "trajectory synthesis: MTG, α = 0.7, filters, exports",
+        "medresearcher traj generate / filter / rewrite / export / stats",
+        "ready",
+    ),
+    (
+        "evaluation: loaders, rules + LLM judge, pass@k, reports",
+        "medresearcher eval run / ask / report / compare",
+        "ready",
+    ),
     ("training on TRL / verl", "medresearcher train ...", "planned"),
     ("web UI", "medresearcher web", "planned"),
 ]
@@ -71,6 +73,14 @@ DEMO_QUERY = "GLA mutation, angiokeratoma, acroparesthesia, X-linked"
 
 def demo(ctx: typer.Context) -> None:
     """Run the offline demo: everything that needs no model, on the bundled data."""
+    # The stages' libraries (graph, retriever, sampling, agent) load here, not at CLI start.
+    from medresearcher.cli.demo_agent_steps import demo_qa_and_agent
+    from medresearcher.kg import GraphStore
+    from medresearcher.kg.io import import_records
+    from medresearcher.kg.rarity import mine_rare_entities, write_seeds
+    from medresearcher.retrieval import EmbeddedRetriever, build_index
+    from medresearcher.sampling import STRATEGIES, GraphView, mixed
+
     state = state_of(ctx)
     settings = state.settings
     console.print(

@@ -8,18 +8,19 @@ verdict, so a model endpoint and a judge can be tried before a whole benchmark i
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.markup import escape
 
-from medresearcher.agent import AgentLimits, LLMPolicy, run_agent
 from medresearcher.cli.agent_cmd import DISCLAIMER, StepPrinter, _tool_names, _toolbox
 from medresearcher.cli.eval_endpoints import judge_of, make_judge, require_model
 from medresearcher.cli.state import CliState, console, state_of
 from medresearcher.errors import MedResearcherError
-from medresearcher.llm import LLMGateway
 from medresearcher.workspace import Run
+
+if TYPE_CHECKING:  # the agent and gateway import the openai SDK: only when a command runs
+    from medresearcher.agent import AgentLimits
 
 __all__ = ["ask"]
 
@@ -41,6 +42,8 @@ def ask(
     language: str | None = typer.Option(None, "--language", help="en or zh. Default: \\[agent]."),
 ) -> None:
     """Answer QUESTION step by step with the agent, then grade the answer against --gold."""
+    from medresearcher.agent import AgentLimits
+
     if language is not None and language not in ("en", "zh"):
         raise typer.BadParameter("--language is en or zh")
     state = state_of(ctx)
@@ -97,7 +100,9 @@ async def _ask(
     limits: AgentLimits,
     language: str,
 ) -> tuple[Any, Any, dict[str, Any]]:
+    from medresearcher.agent import LLMPolicy, run_agent
     from medresearcher.grading.grade import grade
+    from medresearcher.llm import LLMGateway
 
     async with LLMGateway(state.settings) as gateway:
         toolbox = await _toolbox(state, gateway, tool_names)

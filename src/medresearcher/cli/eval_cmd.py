@@ -11,34 +11,22 @@ import hashlib
 import re
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from medresearcher.agent import AgentLimits
 from medresearcher.cli import eval_ask_cmd, eval_report_cmd
 from medresearcher.cli.agent_cmd import _tool_names, _toolbox
 from medresearcher.cli.eval_endpoints import judge_label, judge_of, make_judge, require_model
 from medresearcher.cli.state import CliState, console, state_of
 from medresearcher.errors import MedResearcherError
-from medresearcher.evaluation.metrics import compute_metrics
-from medresearcher.evaluation.report import write_report
-from medresearcher.evaluation.runner import (
-    EvalCounts,
-    check_run_config,
-    llm_policies,
-    load_results,
-    make_grader,
-    path_guided_policies,
-    path_guided_turns,
-    results_writer,
-    run_eval,
-)
-from medresearcher.llm import LLMGateway
 from medresearcher.schema import EvalResult, QARecord, Trajectory
 from medresearcher.workspace import JsonlWriter, Run, progress_bar, read_jsonl
+
+if TYPE_CHECKING:  # the runner imports the agent and the openai SDK: only when a command runs
+    from medresearcher.evaluation.runner import EvalCounts
 
 app = typer.Typer(help="Evaluate the agent on benchmarks and report.", no_args_is_help=True)
 
@@ -80,7 +68,14 @@ def run(
     language: str | None = typer.Option(None, "--language", help="en or zh. Default: \\[agent]."),
 ) -> None:
     """Run every item of a benchmark ROLLOUTS times, grade each answer, write results.jsonl."""
+    from medresearcher.agent import AgentLimits
     from medresearcher.evaluation.loaders import load_benchmark
+    from medresearcher.evaluation.runner import (
+        check_run_config,
+        load_results,
+        path_guided_turns,
+        results_writer,
+    )
 
     if policy not in POLICIES:
         raise typer.BadParameter(f"--policy is one of {', '.join(POLICIES)}")
@@ -194,6 +189,14 @@ async def _evaluate(
     tool_names: list[str] | None,
     **options: Any,
 ) -> tuple[EvalCounts, dict[str, Any]]:
+    from medresearcher.evaluation.runner import (
+        llm_policies,
+        make_grader,
+        path_guided_policies,
+        run_eval,
+    )
+    from medresearcher.llm import LLMGateway
+
     settings = state.settings
     async with LLMGateway(settings) as gateway:
         toolbox = await _toolbox(state, gateway, tool_names)
@@ -260,6 +263,9 @@ def _print_summary(
 
 def _write_report(state: CliState, name: str) -> None:
     """Write metrics.json, report.md and report.html (with plots) of the whole run."""
+    from medresearcher.evaluation.metrics import compute_metrics
+    from medresearcher.evaluation.report import write_report
+
     folder = state.ws.eval_dir(name)
     results = list(read_jsonl(folder / "results.jsonl", EvalResult))
     path = state.ws.trajectories_path(name)

@@ -7,11 +7,13 @@ missing endpoint stops with a message saying how to configure one.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from medresearcher.config import Settings
 from medresearcher.errors import ConfigError
-from medresearcher.llm import LLMGateway
+
+if TYPE_CHECKING:  # the gateway imports the openai SDK: only when a command runs
+    from medresearcher.llm import LLMGateway
 
 __all__ = ["judge_label", "judge_of", "make_judge", "require_model"]
 

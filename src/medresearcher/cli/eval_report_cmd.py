@@ -17,13 +17,6 @@ from rich.table import Table
 
 from medresearcher.cli.state import CliState, console, state_of
 from medresearcher.errors import InputError
-from medresearcher.evaluation.metrics import compute_metrics
-from medresearcher.evaluation.report import (
-    compare_runs,
-    fmt_value,
-    write_comparison,
-    write_report,
-)
 from medresearcher.schema import EvalResult, Trajectory
 from medresearcher.workspace import read_jsonl
 
@@ -51,6 +44,8 @@ def _parse_k(text: str) -> list[int]:
 
 def summary_rich_table(metrics: Mapping[str, Any], title: str = "") -> Table:
     """The headline numbers of one run as a rich table (what ``eval report`` prints)."""
+    from medresearcher.evaluation.report import fmt_value  # numpy and matplotlib: lazily
+
     acc = metrics["accuracy"]
     table = Table("metric", "value", "95 % CI", title=escape(title), title_justify="left")
     counts = metrics["counts"]
@@ -98,6 +93,8 @@ def summary_rich_table(metrics: Mapping[str, Any], title: str = "") -> Table:
 
 def comparison_rich_table(table_data: Mapping[str, Any]) -> Table:
     """The side-by-side comparison as a rich table (best value of a row in bold)."""
+    from medresearcher.evaluation.report import fmt_value
+
     table = Table("", "metric", *(escape(r) for r in table_data["runs"]), title="comparison")
     for row in table_data["rows"]:
         cells = [fmt_value(v, row["format"]) for v in row["values"]]
@@ -128,6 +125,9 @@ def report(
     as_json: bool = typer.Option(False, "--json", help="Print metrics.json to stdout."),
 ) -> None:
     """Compute the metrics of RUN and write metrics.json, report.md, report.html and plots."""
+    from medresearcher.evaluation.metrics import compute_metrics
+    from medresearcher.evaluation.report import write_report
+
     state = state_of(ctx)
     folder = _run_dir(state, run)
     results_path = folder / "results.jsonl"
@@ -166,6 +166,8 @@ def compare(
     as_json: bool = typer.Option(False, "--json", help="Print the comparison as JSON."),
 ) -> None:
     """Show the metrics of several evaluation runs side by side."""
+    from medresearcher.evaluation.report import compare_runs, write_comparison
+
     state = state_of(ctx)
     if len(runs) < 2:
         raise typer.BadParameter("give at least two runs to compare")

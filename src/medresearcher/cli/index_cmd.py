@@ -4,22 +4,19 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
 
 from medresearcher.cli.state import CliState, console, state_of
 from medresearcher.data import iter_documents
-from medresearcher.retrieval import (
-    EmbeddedRetriever,
-    EntityHit,
-    SearchFilters,
-    SearchHit,
-    build_index,
-)
-from medresearcher.retrieval.dense import Embedder, HashingEmbedder, MiniLMEmbedder
 from medresearcher.schema import Document
 from medresearcher.workspace import Run, read_jsonl
+
+if TYPE_CHECKING:  # the retriever imports bm25s, scipy and numpy: only when a command runs
+    from medresearcher.retrieval import EntityHit, SearchHit
+    from medresearcher.retrieval.dense import Embedder
 
 app = typer.Typer(help="Build and search the medical retriever's index.", no_args_is_help=True)
 
@@ -61,6 +58,9 @@ def build(
     ),
 ) -> None:
     """Index a corpus for `index search` and the agent's medical retriever tool."""
+    from medresearcher.retrieval import build_index
+    from medresearcher.retrieval.dense import HashingEmbedder, MiniLMEmbedder
+
     state = state_of(ctx)
     ws = state.ws.ensure()
     source, documents = corpus_source(state, corpus, bundle)
@@ -115,6 +115,8 @@ def search(
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
 ) -> None:
     """Search the index: Score = λ·Rel + (1−λ)·Auth, each part shown."""
+    from medresearcher.retrieval import EmbeddedRetriever, SearchFilters
+
     state = state_of(ctx)
     retriever = EmbeddedRetriever(state.ws.index_dir, state.settings.retrieval)
     filters = SearchFilters.of(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
@@ -12,14 +13,17 @@ from rich.table import Table
 from medresearcher.cli.state import console, state_of
 from medresearcher.data import bundle_dir
 from medresearcher.errors import InputError
-from medresearcher.kg import GraphStore
-from medresearcher.kg.io import export_graph, import_records
 from medresearcher.workspace import Run
+
+if TYPE_CHECKING:  # the graph store imports networkx: only when a command runs
+    from medresearcher.kg import GraphStore
 
 app = typer.Typer(help="Build, inspect and export the knowledge graph.", no_args_is_help=True)
 
 
 def open_store(ctx: typer.Context) -> GraphStore:
+    from medresearcher.kg import GraphStore
+
     return GraphStore(state_of(ctx).ws.kg_path)
 
 
@@ -37,6 +41,8 @@ def import_(
     ),
 ) -> None:
     """Load entities and relations into <workspace>/kg.sqlite (importing twice is harmless)."""
+    from medresearcher.kg.io import import_records
+
     if path is None and not demo and bundle is None:
         raise typer.BadParameter("give a PATH, --demo or --bundle NAME")
     folder = path if path is not None else bundle_dir(bundle or "demo")
@@ -129,6 +135,8 @@ def export(
     fmt: str = typer.Option("jsonl", "--format", help="jsonl, graphml or d3."),
 ) -> None:
     """Export the graph: JSONL (re-importable), GraphML (Gephi, Cytoscape) or D3 JSON."""
+    from medresearcher.kg.io import export_graph
+
     if fmt not in ("jsonl", "graphml", "d3"):
         raise typer.BadParameter("--format is jsonl, graphml or d3")
     with open_store(ctx) as store:

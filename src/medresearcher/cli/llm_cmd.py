@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
 
 from medresearcher.cli.state import CliState, console, state_of
 from medresearcher.errors import ConfigError
-from medresearcher.llm import ChatResult, LLMGateway
 from medresearcher.workspace import Run
+
+if TYPE_CHECKING:  # the gateway imports the openai SDK: only when a command runs
+    from medresearcher.llm import ChatResult
 
 app = typer.Typer(help="Check and use the configured LLM endpoints.", no_args_is_help=True)
 
@@ -67,6 +70,8 @@ def ping(
 
 
 async def _ping(state: CliState, name: str, retries: int) -> tuple[ChatResult, dict]:
+    from medresearcher.llm import LLMGateway
+
     async with LLMGateway(state.settings, cache_mode="off") as gateway:
         result = await gateway.chat(name, PING_MESSAGES, max_tokens=8, max_retries=retries)
         return result, gateway.usage_report()

@@ -14,7 +14,6 @@ from rich.table import Table
 from medresearcher.cli.sample_cmd import STRATEGY_HELP, _anchors, chain_text
 from medresearcher.cli.state import CliState, console, state_of
 from medresearcher.errors import InputError
-from medresearcher.kg import GraphStore
 from medresearcher.schema import QARecord, Sample
 from medresearcher.workspace import JsonlWriter, Run, progress_bar, read_jsonl
 
@@ -57,6 +56,7 @@ def generate(
     out: Path | None = typer.Option(None, "--out", help="Default: <workspace>/qa.jsonl."),
 ) -> None:
     """Sample chains around rare anchors and write N checked questions (append-only)."""
+    from medresearcher.kg import GraphStore
     from medresearcher.qa.batch import QABatchOptions, sampler_of
     from medresearcher.sampling import GraphView
 
@@ -168,6 +168,8 @@ def show(
     as_json: bool = typer.Option(False, "--json", help="Print the record as JSON."),
 ) -> None:
     """One question with its answer, chain, cheat sheet, checks and difficulty."""
+    from medresearcher.kg import GraphStore
+
     state = state_of(ctx)
     path = qa_file(state, file)
     record = next((r for r in read_jsonl(path, QARecord) if r.id == qa_id), None)

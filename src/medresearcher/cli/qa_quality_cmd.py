@@ -16,7 +16,6 @@ from rich.table import Table
 from medresearcher.cli.qa_cmd import qa_file, qa_summary
 from medresearcher.cli.state import CliState, console, state_of
 from medresearcher.errors import InputError
-from medresearcher.kg import GraphStore
 from medresearcher.schema import QARecord, Sample
 from medresearcher.workspace import JsonlWriter, Run, progress_bar, read_jsonl
 
@@ -38,6 +37,7 @@ def check(
     k: int | None = typer.Option(None, "--k", min=1, help="Closed-book answers per question."),
 ) -> None:
     """Run every check again (after edits, or on model-written files) → <name>.checked.jsonl."""
+    from medresearcher.kg import GraphStore
     from medresearcher.qa.batch import check_record
 
     state = state_of(ctx)
@@ -106,6 +106,8 @@ def calibrate(
     max_level: int | None = typer.Option(None, "--max-level", min=1),
 ) -> None:
     """Regenerate questions a reference model answers closed-book (> 50 %) at level + 1."""
+    from medresearcher.kg import GraphStore
+
     state = state_of(ctx)
     settings = state.settings
     names = (
@@ -192,6 +194,7 @@ def tag(
     write: bool = typer.Option(False, "--write", help="Write <name>.tagged.jsonl."),
 ) -> None:
     """Tag specialties from the KG's classification of each chain's diseases (offline)."""
+    from medresearcher.kg import GraphStore
     from medresearcher.qa.specialties import SPECIALTIES, specialties_of
 
     state = state_of(ctx)

@@ -5,14 +5,17 @@ from __future__ import annotations
 import json
 import random
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from medresearcher.cli.state import console, state_of
 from medresearcher.errors import InputError
-from medresearcher.kg import GraphStore
 from medresearcher.schema import Sample
 from medresearcher.workspace import JsonlWriter, Run, progress_bar, read_jsonl
+
+if TYPE_CHECKING:  # the graph store imports networkx: only when a command runs
+    from medresearcher.kg import GraphStore
 
 STRATEGY_HELP = "max_chain, augmented_chain, community_core_path, dual_core_bridge or mixed."
 
@@ -41,6 +44,7 @@ def sample(
     """Sample N subgraphs around rare anchors and write them to samples.jsonl (resumable)."""
     if ctx.invoked_subcommand is not None:
         return
+    from medresearcher.kg import GraphStore
     from medresearcher.sampling import STRATEGIES, GraphView, mixed
 
     strategies = {**STRATEGIES, "mixed": mixed}  # mixed draws among the other four
@@ -81,6 +85,8 @@ def show(
     samples: str = typer.Option("samples", "--samples", help="<workspace>/<name>.jsonl"),
 ) -> None:
     """Draw a sample's chain as text, with the entities' names."""
+    from medresearcher.kg import GraphStore
+
     ws = state_of(ctx).ws
     path = ws.root / f"{samples}.jsonl"
     found = next((s for s in read_jsonl(path, Sample) if s.id == sample_id), None)

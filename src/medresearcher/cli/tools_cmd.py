@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import TYPE_CHECKING
 
 import typer
 from rich.markup import escape
@@ -11,10 +12,14 @@ from rich.panel import Panel
 from rich.table import Table
 
 from medresearcher.cli.state import CliState, console, state_of
-from medresearcher.llm import LLMGateway
-from medresearcher.tools import TOOL_NAMES, Observation, ToolBox, build_toolbox
+
+if TYPE_CHECKING:  # the tools import the openai SDK, bm25s and scipy: only when a command runs
+    from medresearcher.tools import Observation, ToolBox
 
 app = typer.Typer(help="List the agent's tools and call one by hand.", no_args_is_help=True)
+
+# medresearcher.tools.TOOL_NAMES, spelled out so that --help need not import the tools.
+_TOOL_NAMES_HELP = ("web_search", "document_read", "medical_retriever", "clinical_reasoning")
 
 
 @app.command("list")
@@ -23,6 +28,8 @@ def list_tools(
     as_json: bool = typer.Option(False, "--json", help="Print the tools' JSON schemas."),
 ) -> None:
     """The tools the agent is given, with what each one does."""
+    from medresearcher.tools import build_toolbox
+
     state = state_of(ctx)
     toolbox = build_toolbox(state.settings, state.ws)
     try:
@@ -45,7 +52,7 @@ def list_tools(
 @app.command("call")
 def call(
     ctx: typer.Context,
-    name: str = typer.Argument(..., help=f"The tool: {', '.join(TOOL_NAMES)}."),
+    name: str = typer.Argument(..., help=f"The tool: {', '.join(_TOOL_NAMES_HELP)}."),
     arguments: str = typer.Argument(
         "{}", help='Its arguments as a JSON object, e.g. \'{"queries": ["Fabry disease"]}\'.'
     ),
@@ -63,6 +70,9 @@ def call(
 
 
 async def _call(state: CliState, name: str, arguments: str) -> Observation:
+    from medresearcher.llm import LLMGateway
+    from medresearcher.tools import TOOL_NAMES, build_toolbox
+
     settings = state.settings
     gateway = LLMGateway(settings) if settings.tools.document_read_endpoint else None
     try:

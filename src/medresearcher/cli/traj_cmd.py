@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.markup import escape
@@ -20,15 +20,11 @@ from rich.table import Table
 from medresearcher.cli.state import CliState, console, state_of
 from medresearcher.errors import ConfigError, InputError
 from medresearcher.schema import QARecord
-from medresearcher.synthesis.augment import DEFAULT_RATE, METHODS
-from medresearcher.synthesis.generate import (
-    POLICIES,
-    GenerationCounts,
-    ItemOutcome,
-    generate_trajectories,
-)
 from medresearcher.synthesis.mix import DEFAULT_ALPHA
 from medresearcher.workspace import JsonlWriter, Run, progress_bar, read_jsonl
+
+if TYPE_CHECKING:  # generation imports the agent and the openai SDK: only when a command runs
+    from medresearcher.synthesis.generate import GenerationCounts, ItemOutcome
 
 __all__ = ["app", "trajectories_file"]
 
@@ -36,6 +32,10 @@ app = typer.Typer(
     help="Generate, filter, rewrite, export and inspect agent trajectories.",
     no_args_is_help=True,
 )
+
+# medresearcher.synthesis.augment.DEFAULT_RATE, spelled out so that --help need not import
+# the augmentation module (it loads the agent and the openai SDK).
+_DEFAULT_AUGMENT_RATE = 0.05
 
 
 def trajectories_file(state: CliState, run: str | None, file: Path | None) -> Path:
@@ -66,7 +66,7 @@ def generate(
     ),
     seed: int = typer.Option(0, "--seed", help="Seed of the guided split and augmentation."),
     augment_rate: float = typer.Option(
-        DEFAULT_RATE,
+        _DEFAULT_AUGMENT_RATE,
         "--augment-rate",
         min=0.0,
         max=1.0,
@@ -83,6 +83,9 @@ def generate(
     ),
 ) -> None:
     """Roll the agent out over QA records; a share α gets the masked-chain scaffold."""
+    from medresearcher.synthesis.augment import METHODS
+    from medresearcher.synthesis.generate import POLICIES
+
     if policy not in POLICIES:
         raise typer.BadParameter(f"--policy is one of {', '.join(POLICIES)}")
     if augment_method not in METHODS:
@@ -155,6 +158,7 @@ async def _generate(
 ) -> tuple[GenerationCounts, dict[str, Any]]:
     """The batch, with a gateway for the llm policy (and its usage for the manifest)."""
     from medresearcher.llm import LLMGateway
+    from medresearcher.synthesis.generate import generate_trajectories
 
     async with LLMGateway(state.settings) as gateway:
         counts = await generate_trajectories(

@@ -17,15 +17,13 @@ from rich.table import Table
 from medresearcher.cli.state import CliState, console, state_of
 from medresearcher.errors import InputError
 from medresearcher.schema import QARecord, Trajectory
-from medresearcher.synthesis.export import (
-    FORMATS,
-    MANIFEST_NAME,
-    THINK_MODES,
-    export_trajectories,
-)
 from medresearcher.workspace import Run, read_jsonl
 
 __all__ = ["export", "input_file"]
+
+# medresearcher.synthesis.export.FORMATS, spelled out so that --help need not import the
+# exporters (they load pyarrow); the command itself checks --format against the real one.
+_FORMATS_HELP = ("openai", "sharegpt", "verl-sft", "verl-rl", "text")
 
 
 def input_file(state: CliState, run: str, choice: str | None) -> Path:
@@ -54,7 +52,10 @@ def export(
     ctx: typer.Context,
     run: str = typer.Argument(..., help="Trajectory run: <workspace>/trajectories/<run>.jsonl."),
     formats: str = typer.Option(
-        ",".join(FORMATS), "--format", "-f", help=f"Comma-separated: {', '.join(FORMATS)}."
+        ",".join(_FORMATS_HELP),
+        "--format",
+        "-f",
+        help=f"Comma-separated: {', '.join(_FORMATS_HELP)}.",
     ),
     input_choice: str | None = typer.Option(
         None,
@@ -75,6 +76,13 @@ def export(
     ),
 ) -> None:
     """Write a run's trajectories as training sets: OpenAI messages, ShareGPT, verl, text."""
+    from medresearcher.synthesis.export import (
+        FORMATS,
+        MANIFEST_NAME,
+        THINK_MODES,
+        export_trajectories,
+    )
+
     wanted = [f.strip() for f in formats.split(",") if f.strip()]
     unknown = [f for f in wanted if f not in FORMATS]
     if unknown or not wanted:
