@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
+from html import unescape
 from pathlib import Path
 
 import pytest
@@ -146,6 +148,18 @@ def test_demo_runs_offline_and_explains_itself(tmp_path: Path) -> None:
         "eval/demo-eval/metrics.json",
     ):
         assert (ws / made).is_file(), made
+    # The held-back evaluation's report shows exactly metrics.json, with its plots inline.
+    html = (ws / "eval/demo-eval/report.html").read_text(encoding="utf-8")
+    metrics = json.loads((ws / "eval/demo-eval/metrics.json").read_text(encoding="utf-8"))
+    cells = re.findall(r'data-metric="([^"]*)" data-value="([^"]*)"', html)
+    assert cells
+    for path, value in cells:
+        shown = metrics
+        for part in json.loads(unescape(path)):
+            shown = shown[part]
+        assert shown == json.loads(unescape(value)), path
+    plots = sorted(p.name for p in (ws / "eval/demo-eval").glob("*.png"))
+    assert plots and html.count('src="data:image/png;base64,') == len(plots)
 
 
 @pytest.mark.parametrize("flag", ["--workspace", "-w"])
