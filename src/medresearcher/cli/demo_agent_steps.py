@@ -19,6 +19,7 @@ from medresearcher.schema import QARecord
 from medresearcher.workspace import JsonlWriter, Run, Workspace, read_jsonl
 
 DEMO_QUESTIONS = 20
+LEAK_CHECKS = ("answer_not_in_question", "no_intermediate_names")
 DEMO_AGENT_RUNS = 3
 DEMO_SEED = 7
 DEMO_FINDINGS = "splenomegaly, hepatomegaly, bone pain, thrombocytopenia; no fever"
@@ -73,9 +74,7 @@ def _questions(ws: Workspace, settings: Settings, run: Run) -> list[QARecord]:
     summary = qa_summary(records)
     run.count("qa_written", counts.written)
     leak_free = sum(
-        r.checks.get("answer_not_in_question", _PASS).passed
-        and r.checks.get("no_intermediate_names", _PASS).passed
-        for r in records
+        all(r.checks[name].passed for name in LEAK_CHECKS if name in r.checks) for r in records
     )
     console.print(
         f"{summary['questions']} template questions in {ws.qa_path}: "
@@ -94,9 +93,6 @@ def _questions(ws: Workspace, settings: Settings, run: Run) -> list[QARecord]:
         "panel.[/]"
     )
     return [r for r in records if r.passed]
-
-
-_PASS = type("Pass", (), {"passed": True})()
 
 
 def _agent(ws: Workspace, settings: Settings, run: Run, records: list[QARecord]) -> None:

@@ -1,6 +1,6 @@
 """Batch QA synthesis: sample → write → check → deduplicate → append, resumably.
 
-The same function serves ``medresearcher qa generate``, the demo and the web UI. Work runs in
+The same function serves ``medresearcher qa generate`` and the demo. Work runs in
 order of a seeded anchor permutation and in chunks of ``workers``: writers of one chunk run
 concurrently (model calls), while checks, near-duplicate detection and writing happen in
 chunk order, so the output is the same whatever the number of workers. A run that is cut
