@@ -473,6 +473,8 @@ def test_a_failed_export_leaves_the_previous_files_whole(tmp_path: Path) -> None
     after = (tmp_path / "openai.jsonl").read_bytes(), (tmp_path / "verl_sft.parquet").read_bytes()
     assert after == before
     assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "card.json",
+        "card.md",
         "manifest.json",
         "openai.jsonl",
         "verl_sft.parquet",

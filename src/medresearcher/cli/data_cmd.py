@@ -70,3 +70,8 @@ def _count_table(title: str, counts: dict[str, int]) -> Table:
     for key, value in sorted(counts.items(), key=lambda kv: -kv[1]):
         table.add_row(key, f"{value:,}")
     return table
+
+
+from medresearcher.cli import data_decontaminate_cmd  # noqa: E402  (heavy imports deferred inside)
+
+app.command("decontaminate")(data_decontaminate_cmd.decontaminate)

@@ -76,6 +76,7 @@ def run(
         path_guided_turns,
         results_writer,
     )
+    from medresearcher.synthesis.decontaminate import checked_training_sets
 
     if policy not in POLICIES:
         raise typer.BadParameter(f"--policy is one of {', '.join(POLICIES)}")
@@ -139,6 +140,7 @@ def run(
             "policy": label,
             "results": str(results_path),
             "trajectories": str(trajectories_path),
+            "decontamination": checked_training_sets(ws.root, file),
         }
         task = progress.add_task(f"eval {name}", total=None)
         counts, usage = asyncio.run(

@@ -224,3 +224,4 @@ def _register(module_name: str, commands: tuple[str, ...]) -> None:
 
 _register("traj_quality_cmd", ("filter", "rewrite", "stats"))
 _register("traj_export_cmd", ("export",))
+_register("traj_mix_cmd", ("mix",))

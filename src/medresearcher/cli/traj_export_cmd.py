@@ -28,20 +28,27 @@ _FORMATS_HELP = ("openai", "sharegpt", "verl-sft", "verl-rl", "text")
 
 def input_file(state: CliState, run: str, choice: str | None) -> Path:
     """The trajectories to export: ``filtered`` (``<run>.filtered.jsonl``), ``rewritten``
-    (``<run>.rewritten.jsonl``), ``raw`` (``<run>.jsonl``), a path, or by default the filtered
-    file when there is one, else the raw one."""
+    (``<run>.rewritten.jsonl``), ``mix`` (``<run>.mix.jsonl``, from ``traj mix``), ``raw``
+    (``<run>.jsonl``), a path, or by default the filtered file when there is one, else the
+    raw one."""
     raw = state.ws.trajectories_path(run)
     named = {
         "raw": raw,
         "filtered": raw.with_name(f"{raw.stem}.filtered.jsonl"),
         "rewritten": raw.with_name(f"{raw.stem}.rewritten.jsonl"),
+        "mix": raw.with_name(f"{raw.stem}.mix.jsonl"),
     }
     if choice is None:
         path = named["filtered"] if named["filtered"].is_file() else raw
     else:
         path = named.get(choice) or Path(choice)
     if not path.is_file():
-        hints = {"filtered": "traj filter", "rewritten": "traj rewrite", "raw": "traj generate"}
+        hints = {
+            "filtered": "traj filter",
+            "rewritten": "traj rewrite",
+            "mix": "traj mix",
+            "raw": "traj generate",
+        }
         stage = next((hints[k] for k, v in named.items() if v == path), None)
         hint = f"run `medresearcher {stage}` first" if stage else "check the path"
         raise InputError(f"{path} does not exist: {hint}")
@@ -60,7 +67,7 @@ def export(
     input_choice: str | None = typer.Option(
         None,
         "--input",
-        help="filtered, rewritten, raw or a JSONL path (default: <run>.filtered.jsonl when "
+        help="filtered, rewritten, mix, raw or a JSONL path (default: <run>.filtered.jsonl when "
         "present, else <run>.jsonl).",
     ),
     think: str = typer.Option(

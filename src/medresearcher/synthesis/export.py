@@ -26,6 +26,19 @@ Rules every format keeps (ecosystem.md §2.3):
   for it either way, LLaMA-Factory's thought words, and the Qwen2.5 template has none (the
   ``text`` export keeps reasoning only when inlined).
 
+Thought before every call (paper §4.1, intermediate thought supervision; the
+``thought_before_call`` filter rule) survives every format, in the place its trainer reads it:
+OpenAI and verl-sft keep ``content`` (and ``reasoning_content``) beside ``tool_calls``;
+ShareGPT puts the thought inside the ``function_call`` turn between LLaMA-Factory's thought
+words, before the call JSON; ``text`` renders the content before ``<tool_call>``, and when a
+calling turn's thought is only in ``reasoning_content`` under ``think="separate"`` that
+reasoning becomes the turn's content in ``text.jsonl`` (the Qwen2.5 template would drop it,
+leaving a bare call); verl-rl holds prompts only.
+
+Every export also writes a dataset card, ``card.md`` and ``card.json``
+(:mod:`medresearcher.synthesis.card`): counts, shares, filter and behaviour statistics,
+sources and licences, endpoints, decontamination and the recorded commands.
+
 Rejected trajectories (``filters.passed`` false) are skipped. Each file is written through a
 temporary file and renamed, and ``manifest.json`` beside them gives rows and skip reasons.
 """
@@ -48,6 +61,8 @@ import pyarrow.parquet as pq
 
 from medresearcher.errors import InputError
 from medresearcher.schema import QARecord, Trajectory
+from medresearcher.synthesis.card import CARD_JSON, CARD_MD, CardTally, dataset_card, find_workspace
+from medresearcher.synthesis.card import write_card as _write_card
 from medresearcher.synthesis.chat_template import ArgumentsError, render_qwen25
 from medresearcher.synthesis.export_messages import (
     Conversation,
@@ -109,6 +124,9 @@ def export_trajectories(
     data_source: str = "medresearcher",
     ability: str = "medical-deep-research",
     agent_name: str = "tool_agent",
+    workspace: str | os.PathLike[str] | None = None,
+    run: str | None = None,
+    bundle: str = "demo",
 ) -> dict[str, Path]:
     """Write ``trajectories`` as training sets into ``out_dir`` (usually ``<workspace>/export``).
 
@@ -130,12 +148,17 @@ def export_trajectories(
         The dataset's name in LLaMA-Factory's ``dataset_info.json``.
     data_source, ability, agent_name:
         The verl RL row fields of those names (``agent_name`` picks verl's agent loop).
+    workspace, run, bundle:
+        For the dataset card: where its run manifests and decontamination reports are, which
+        trajectory run it is, which data bundle's licences apply. By default read from an
+        ``out_dir`` laid out as ``<workspace>/export/<run>``.
 
     Returns
     -------
     dict
-        Format → path of its file. ``manifest.json`` (rows, skip reasons, notes) and, with
-        ``sharegpt``, ``dataset_info.json`` are written beside them.
+        Format → path of its file. ``manifest.json`` (rows, skip reasons, notes), the card
+        (``card.md``, ``card.json``) and, with ``sharegpt``, ``dataset_info.json`` are written
+        beside them.
 
     Raises
     ------
@@ -154,7 +177,8 @@ def export_trajectories(
     rows = Counter({fmt: 0 for fmt in formats})
     skipped: dict[str, Counter[str]] = {fmt: Counter() for fmt in formats}
     dropped: Counter[str] = Counter()
-    seen = exported = reasoning_turns = 0
+    seen = exported = reasoning_turns = promoted = 0
+    tally = CardTally()
     rl_items: dict[str, dict[str, Any]] = {}
 
     with contextlib.ExitStack() as stack:
@@ -173,7 +197,9 @@ def export_trajectories(
             except ExportSkip as skip:
                 dropped[skip.reason] += 1
                 log.warning("not exported: trajectory %s: %s", trajectory.id, skip)
+                tally.add(trajectory, exported=False)
                 continue
+            tally.add(trajectory, exported=True)
             exported += 1
             reasoning_turns += conversation.reasoning_turns
             messages = (
@@ -193,7 +219,9 @@ def export_trajectories(
                     skipped["sharegpt"][skip.reason] += 1
                     log.info("sharegpt: trajectory %s left out: %s", conversation.id, skip)
             if "text" in jsonl:
-                text = render_qwen25(messages, conversation.tools)
+                text_messages, moved = _thoughts_as_content(messages)
+                promoted += moved
+                text = render_qwen25(text_messages, conversation.tools)
                 _write_line(jsonl["text"], {"id": conversation.id, "text": text})
                 rows["text"] += 1
             if sft is not None:
@@ -225,8 +253,14 @@ def export_trajectories(
             for fmt in formats
         },
         "files": files,
-        "notes": _notes(formats, think, reasoning_turns),
+        "notes": _notes(formats, think, reasoning_turns, promoted),
     }
+    ws_root, run_name = (workspace, run) if workspace is not None else find_workspace(out)
+    card = dataset_card(
+        tally, qa_by_id, manifest, workspace=ws_root, run=run or run_name, bundle=bundle
+    )
+    _write_card(card, out)
+    manifest["files"].update(card=CARD_MD, card_json=CARD_JSON)
     _write_json(out / MANIFEST_NAME, manifest)
     log.info("exported %d of %d trajectories to %s", exported, seen, out)
     return paths
@@ -321,7 +355,21 @@ def _update_dataset_info(path: Path, name: str, file_name: str) -> None:
     _write_json(path, info)
 
 
-def _notes(formats: Sequence[str], think: str, reasoning_turns: int) -> list[str]:
+def _thoughts_as_content(messages: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
+    """For ``text``: a calling turn whose only thought is ``reasoning_content`` gets it as
+    content, so the thought precedes ``<tool_call>`` (Qwen2.5 has no reasoning field)."""
+    moved = 0
+    result = []
+    for message in messages:
+        reasoning = message.get("reasoning_content")
+        if message.get("tool_calls") and reasoning and not (message.get("content") or "").strip():
+            message = {**message, "content": reasoning}
+            moved += 1
+        result.append(message)
+    return result, moved
+
+
+def _notes(formats: Sequence[str], think: str, reasoning_turns: int, promoted: int) -> list[str]:
     notes = []
     if "openai" in formats or "verl-sft" in formats:
         notes.append(
@@ -342,6 +390,11 @@ def _notes(formats: Sequence[str], think: str, reasoning_turns: int) -> list[str
         notes.append(
             f"text: the Qwen2.5 template has no place for reasoning_content, so the reasoning "
             f"of {reasoning_turns} assistant turns is not in text.jsonl (use think=inline)"
+        )
+    if promoted:
+        notes.append(
+            f"text: {promoted} tool-calling turns had their thought only in reasoning_content; "
+            "it is their content in text.jsonl, so no call there is bare"
         )
     return notes
 
