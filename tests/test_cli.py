@@ -65,7 +65,7 @@ def test_config_show_without_a_file(tmp_path: Path) -> None:
 def test_config_init_writes_a_valid_example(tmp_path: Path) -> None:
     assert cli("config", "init", cwd=tmp_path).returncode == 0
     shown = json.loads(cli("config", "show", "--json", cwd=tmp_path).stdout)
-    assert set(shown["llm"]) == {"agent", "writer", "extractor", "judge"}
+    assert set(shown["llm"]) == {"agent", "writer", "extractor", "judge", "rewriter"}
     again = cli("config", "init", cwd=tmp_path)
     assert again.returncode == 1 and "exists" in again.stdout
 

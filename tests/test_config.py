@@ -135,6 +135,6 @@ def test_the_shipped_example_config_is_valid(tmp_path: Path) -> None:
         .read_text()
     )
     settings = load_settings(write(tmp_path, text), environ={})
-    assert set(settings.llm) == {"agent", "writer", "extractor", "judge"}
+    assert set(settings.llm) == {"agent", "writer", "extractor", "judge", "rewriter"}
     assert settings.llm["writer"].tool_dialect == "hermes"
     assert settings.llm["judge"].api_key_env == "OPENROUTER_API_KEY"
