@@ -52,6 +52,15 @@ def test_lookups_by_alias_and_xref(tiny_store: GraphStore) -> None:
     assert normalise_name("Sjögren's  Syndrome") == "sjogren syndrome"
 
 
+def test_names_of_gives_name_then_aliases_and_the_id_when_unknown(tiny_store: GraphStore) -> None:
+    fabry = tiny_store.entity("ORPHA:324")
+    assert fabry is not None
+    names = tiny_store.names_of(["ORPHA:324", "NOPE:1", "ORPHA:324"])
+    assert list(names) == ["ORPHA:324", "NOPE:1"]
+    assert names["ORPHA:324"] == [fabry.name, *fabry.aliases] and len(fabry.aliases) > 0
+    assert names["NOPE:1"] == ["NOPE:1"]
+
+
 def test_subgraph_networkx_and_degree(tiny_store: GraphStore) -> None:
     ids = ["ORPHA:324", "HGNC:4296", "HP:0000083", "ORPHA:355"]
     entities, relations = tiny_store.subgraph(ids)

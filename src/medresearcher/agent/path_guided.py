@@ -467,11 +467,7 @@ def policy_for(
 
         def names_of(ids: Sequence[str]) -> dict[str, list[str]]:
             with GraphStore(kg_path) as store:
-                found: dict[str, list[str]] = {}
-                for entity_id in ids:
-                    entity = store.entity(entity_id)
-                    found[entity_id] = [entity.name, *entity.aliases] if entity else [entity_id]
-                return found
+                return store.names_of(ids)
 
     names = names_of(record.chain[0::2])
     kwargs: dict[str, Any] = {"language": record.language}

@@ -53,7 +53,8 @@ def trajectories(ws: Workspace, settings: Settings, run: Run, records: list[QARe
     ):
         for trajectory in generated:
             record = by_id.get(trajectory.qa_id or "")
-            names = _names(store, record) if record else {}
+            ids = [*record.chain[0::2], *record.placeholders.values()] if record else []
+            names = store.names_of(ids)
             checked = apply_filters(trajectory, record, FilterConfig(), names_by_id=names)
             verdict = checked.filters or {}
             if verdict.get("passed"):
@@ -155,15 +156,6 @@ def evaluation(ws: Workspace, settings: Settings, run: Run, records: list[QAReco
         f"report {escape(str(paths['html']))}"
     )
     run.count("eval_results", len(results))
-
-
-def _names(store: GraphStore, record: QARecord) -> dict[str, list[str]]:
-    ids = dict.fromkeys([*record.chain[0::2], *record.placeholders.values()])
-    names: dict[str, list[str]] = {}
-    for entity_id in ids:
-        entity = store.entity(entity_id)
-        names[entity_id] = [entity.name, *entity.aliases] if entity else [entity_id]
-    return names
 
 
 def _pct(share: float) -> str:

@@ -170,11 +170,7 @@ class _NameLookup:
             from medresearcher.kg import GraphStore
 
             self._store = GraphStore(self.path)
-        names: dict[str, list[str]] = {}
-        for entity_id in dict.fromkeys([*record.chain[0::2], *record.placeholders.values()]):
-            entity = self._store.entity(entity_id)
-            names[entity_id] = [entity.name, *entity.aliases] if entity else [entity_id]
-        return names
+        return self._store.names_of([*record.chain[0::2], *record.placeholders.values()])
 
     def close(self) -> None:
         if self._store is not None:

@@ -290,6 +290,15 @@ class GraphStore:
         row = self.db.execute("SELECT * FROM entities WHERE id = ?", (entity_id,)).fetchone()
         return None if row is None else self._entity(row)
 
+    def names_of(self, ids: Iterable[str]) -> dict[str, list[str]]:
+        """Each entity's name followed by its aliases (the id alone when unknown): the
+        strings that leak checks, leak filters and readers look for in text."""
+        found: dict[str, list[str]] = {}
+        for entity_id in dict.fromkeys(ids):
+            entity = self.entity(entity_id)
+            found[entity_id] = [entity.name, *entity.aliases] if entity else [entity_id]
+        return found
+
     def _entity(self, row: tuple) -> Entity:
         id_, type_, name, _, _, description, _, attrs, _, mentions, source = row
         aliases = [

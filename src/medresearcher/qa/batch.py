@@ -131,11 +131,7 @@ def sampler_of(strategy: str) -> Sampler:
 
 def chain_names(store: GraphStore, chain: Sequence[str]) -> dict[str, list[str]]:
     """Name and aliases of every entity in ``chain``: what leakage checks look for."""
-    names: dict[str, list[str]] = {}
-    for entity_id in chain[::2]:
-        entity = store.entity(entity_id)
-        names[entity_id] = [entity.name, *entity.aliases] if entity else [entity_id]
-    return names
+    return store.names_of(chain[::2])
 
 
 def check_record(
