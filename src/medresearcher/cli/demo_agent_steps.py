@@ -24,7 +24,7 @@ DEMO_AGENT_RUNS = 3
 DEMO_SEED = 7
 DEMO_FINDINGS = "splenomegaly, hepatomegaly, bone pain, thrombocytopenia; no fever"
 
-__all__ = ["demo_qa_and_agent"]
+__all__ = ["demo_qa_and_agent", "spread"]
 
 
 def demo_qa_and_agent(ws: Workspace, settings: Settings, run: Run) -> None:
@@ -79,8 +79,8 @@ def _questions(ws: Workspace, settings: Settings, run: Run) -> list[QARecord]:
     console.print(
         f"{summary['questions']} template questions in {ws.qa_path}: "
         f"{summary['passed_all_checks']} pass every check, {leak_free} leak no name; "
-        f"paradigms {_spread(summary['paradigm'])}; {len(summary['specialty'])} specialties "
-        f"({_spread(dict(list(summary['specialty'].items())[:4]))}, …)"
+        f"paradigms {spread(summary['paradigm'])}; {len(summary['specialty'])} specialties "
+        f"({spread(dict(list(summary['specialty'].items())[:4]))}, …)"
     )
     example = next((r for r in records if r.passed and r.paradigm == "identify"), records[0])
     console.print(f"e.g. [bold]{escape(example.question)}[/]")
@@ -173,5 +173,6 @@ def _ddx(run: Run) -> None:
     run.count("ddx_calls")
 
 
-def _spread(counts: dict[str, int]) -> str:
+def spread(counts: dict[str, int]) -> str:
+    """``a 3, b 2``: counts in one line."""
     return ", ".join(f"{key} {value}" for key, value in counts.items())

@@ -14,6 +14,7 @@ from collections import Counter
 from rich.markup import escape
 from rich.table import Table
 
+from medresearcher.cli.demo_agent_steps import spread
 from medresearcher.cli.state import console
 from medresearcher.config import Settings
 from medresearcher.kg import GraphStore
@@ -67,7 +68,7 @@ def trajectories(ws: Workspace, settings: Settings, run: Run, records: list[QARe
     console.print(
         f"{len(generated)} trajectories in {path} ({guided} with the MTG scaffold, "
         f"{len(generated) - guided} exploring; {counts.written} new); {len(passed)} pass "
-        f"every filter; rejected by rule: {_spread(dict(reasons.most_common())) or 'none'}"
+        f"every filter; rejected by rule: {spread(dict(reasons.most_common())) or 'none'}"
     )
     if reasons.get("no_scaffold_leak"):
         console.print(
@@ -160,7 +161,3 @@ def evaluation(ws: Workspace, settings: Settings, run: Run, records: list[QAReco
 
 def _pct(share: float) -> str:
     return f"{share:.0%}"
-
-
-def _spread(counts: dict[str, int]) -> str:
-    return ", ".join(f"{key} {value}" for key, value in counts.items())
