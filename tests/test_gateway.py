@@ -149,6 +149,23 @@ def test_the_qps_limit_holds(fake_llm, make_settings) -> None:
     assert max(sum(1 for t in times if s <= t < s + 0.25) for s in times) <= 6
 
 
+def test_an_endpoint_can_keep_its_own_cache(fake_llm, make_settings) -> None:
+    # The global cache is off, the judge caches: an identical grading is asked once.
+    settings = make_settings(fake_llm)
+    settings.llm["judge"] = settings.llm["agent"].model_copy(update={"cache": "read-write"})
+
+    async def calls():
+        async with LLMGateway(settings) as gateway:
+            results = [await gateway.chat(name, HELLO, temperature=0) for name in ("agent",) * 2]
+            results += [await gateway.chat("judge", HELLO, temperature=0) for _ in range(2)]
+            return results
+
+    agent_1, agent_2, judge_1, judge_2 = run(calls())
+    assert (agent_1.cached, agent_2.cached) == (False, False)
+    assert (judge_1.cached, judge_2.cached) == (False, True)
+    assert len(fake_llm.chat_requests) == 3
+
+
 def test_a_cache_hit_sends_no_request(fake_llm, make_settings) -> None:
     settings = make_settings(fake_llm)
 

@@ -68,6 +68,11 @@ class EndpointSettings(BaseModel):
     )
     temperature: float | None = Field(default=None, ge=0, le=2)
     max_tokens: int | None = Field(default=None, ge=1)
+    cache: Literal["off", "read-write", "replay"] | None = Field(
+        default=None,
+        description="This endpoint's response cache; unset: [cache] mode. A judge set to "
+        "read-write grades an identical answer once, across runs.",
+    )
     tool_dialect: Literal["native", "hermes"] = Field(
         default="native",
         description="native: OpenAI tools/tool_calls; hermes: <tool_call> tags in the text.",

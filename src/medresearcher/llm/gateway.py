@@ -52,8 +52,12 @@ class LLMGateway:
     ) -> None:
         self.settings = settings
         mode = cache_mode or settings.cache.mode
-        path = cache_path or Workspace(settings.workspace).llm_cache_path
-        self.cache = ResponseCache(path, mode)
+        self._cache_path = cache_path or Workspace(settings.workspace).llm_cache_path
+        self.cache = ResponseCache(self._cache_path, mode)
+        # Endpoints whose own `cache` differs from the gateway's: one cache per mode, on the
+        # same file (a judge cached while the agent is not).
+        self._caches: dict[str, ResponseCache] = {mode: self.cache}
+        self._explicit_mode = cache_mode  # a mode passed in here overrides every endpoint
         self._transport = transport
         self._endpoints: dict[str, EndpointClient] = {}
 
@@ -66,8 +70,14 @@ class LLMGateway:
     def endpoint(self, name: str) -> EndpointClient:
         """The client of endpoint ``name``; a ``ConfigError`` lists the known names."""
         if name not in self._endpoints:
+            settings = self.settings.endpoint(name)
+            cache = self.cache
+            if settings.cache is not None and self._explicit_mode is None:
+                if settings.cache not in self._caches:
+                    self._caches[settings.cache] = ResponseCache(self._cache_path, settings.cache)
+                cache = self._caches[settings.cache]
             self._endpoints[name] = EndpointClient(
-                name, self.settings.endpoint(name), cache=self.cache, transport=self._transport
+                name, settings, cache=cache, transport=self._transport
             )
         return self._endpoints[name]
 
@@ -97,4 +107,5 @@ class LLMGateway:
         for client in self._endpoints.values():
             await client.aclose()
         self._endpoints.clear()
-        self.cache.close()
+        for cache in self._caches.values():
+            cache.close()
