@@ -191,4 +191,5 @@ def git_revision() -> str | None:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    # Milliseconds: two runs started in the same second still list in the order they ran.
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
