@@ -146,18 +146,7 @@ class SerperSearch(_ApiBackend):
         data = await self._call(
             "POST", "/search", secret=key, headers={"X-API-KEY": key}, json={"q": query, "num": k}
         )
-        rows = _rows(data, "organic")
-        return [
-            WebResult(
-                title=_clean(row.get("title")),
-                url=str(row.get("link", "")),
-                snippet=_clean(row.get("snippet")),
-                engine=self.name,
-                date=row.get("date"),
-            )
-            for row in rows[:k]
-            if row.get("link")
-        ]
+        return _results(_rows(data, "organic"), self.name, k, url="link", snippet="snippet")
 
 
 class TavilySearch(_ApiBackend):
@@ -173,17 +162,8 @@ class TavilySearch(_ApiBackend):
         data = await self._call(
             "POST", "/search", secret=key, headers={"Authorization": f"Bearer {key}"}, json=body
         )
-        return [
-            WebResult(
-                title=_clean(row.get("title")),
-                url=str(row.get("url", "")),
-                snippet=_clean(row.get("content")),
-                engine=self.name,
-                date=row.get("published_date"),
-            )
-            for row in _rows(data, "results")[:k]
-            if row.get("url")
-        ]
+        rows = _rows(data, "results")
+        return _results(rows, self.name, k, snippet="content", dates=("published_date",))
 
 
 class BraveSearch(_ApiBackend):
@@ -203,17 +183,8 @@ class BraveSearch(_ApiBackend):
             params={"q": query, "count": min(k, 20)},
         )
         web = data.get("web") if isinstance(data, dict) else None
-        return [
-            WebResult(
-                title=_clean(row.get("title")),
-                url=str(row.get("url", "")),
-                snippet=_clean(row.get("description")),
-                engine=self.name,
-                date=row.get("page_age") or row.get("age"),
-            )
-            for row in _rows(web, "results")[:k]
-            if row.get("url")
-        ]
+        rows = _rows(web, "results")
+        return _results(rows, self.name, k, snippet="description", dates=("page_age", "age"))
 
 
 class SearxngSearch(_ApiBackend):
@@ -229,17 +200,8 @@ class SearxngSearch(_ApiBackend):
         if not self.base_url:
             raise ConfigError("web_search backend 'searxng' needs [tools] searxng_url")
         data = await self._call("GET", "/search", params={"q": query, "format": "json"})
-        return [
-            WebResult(
-                title=_clean(row.get("title")),
-                url=str(row.get("url", "")),
-                snippet=_clean(row.get("content")),
-                engine=self.name,
-                date=row.get("publishedDate"),
-            )
-            for row in _rows(data, "results")[:k]
-            if row.get("url")
-        ]
+        rows = _rows(data, "results")
+        return _results(rows, self.name, k, snippet="content", dates=("publishedDate",))
 
 
 API_BACKENDS: dict[str, type[_ApiBackend]] = {
@@ -257,6 +219,29 @@ def _rows(data: Any, key: str) -> list[dict[str, Any]]:
     if not isinstance(rows, list):
         raise SearchBackendError(f"unexpected search response: {key!r} is not a list")
     return [row for row in rows if isinstance(row, dict)]
+
+
+def _results(
+    rows: list[dict[str, Any]],
+    engine: str,
+    k: int,
+    *,
+    url: str = "url",
+    snippet: str,
+    dates: tuple[str, ...] = ("date",),
+) -> list[WebResult]:
+    """The first ``k`` rows that have a URL, read by each API's own field names."""
+    return [
+        WebResult(
+            title=_clean(row.get("title")),
+            url=str(row[url]),
+            snippet=_clean(row.get(snippet)),
+            engine=engine,
+            date=next((row[d] for d in dates if row.get(d)), None),
+        )
+        for row in rows[:k]
+        if row.get(url)
+    ]
 
 
 def _clean(value: Any) -> str:
