@@ -5,6 +5,9 @@ the QA stage uses them to validate written questions and to grade closed-book an
 difficulty calibration (paper §3.1.3), and evaluation (paper §5) puts an LLM judge after them.
 """
 
+# Rules first, then an LLM judge (paper §5): ``grade`` is the entry point for evaluation.
+from medresearcher.grading.grade import GradeResult, grade
+from medresearcher.grading.judge import Judge
 from medresearcher.grading.rules import (
     NA_ANSWERS,
     PartialDate,
@@ -22,21 +25,18 @@ from medresearcher.grading.rules import (
 
 __all__ = [
     "NA_ANSWERS",
+    "GradeResult",
+    "Judge",
     "PartialDate",
     "Quantity",
     "RuleVerdict",
     "answer_mentions",
     "date_precision_asked",
     "extract_final_answer",
+    "grade",
     "grade_by_rules",
     "is_na",
     "normalise_answer",
     "parse_date",
     "parse_quantity",
 ]
-
-# Rules first, then an LLM judge (paper §5): the entry point for evaluation.
-from medresearcher.grading.grade import GradeResult, grade
-from medresearcher.grading.judge import Judge
-
-__all__ += ["GradeResult", "Judge", "grade"]
