@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 import typer
 from rich.markup import escape
 
-from medresearcher.cli.state import CliState, console, state_of
-from medresearcher.errors import ConfigError, InputError, MedResearcherError
+from medresearcher.cli.state import CliState, console, require_model, state_of
+from medresearcher.errors import InputError, MedResearcherError
 from medresearcher.schema import QARecord, Trajectory
 from medresearcher.workspace import Run, read_jsonl
 
@@ -73,7 +73,12 @@ def ask(
     if policy == "llm":
         if not question:
             raise typer.BadParameter("give the QUESTION to ask")
-        _require_endpoint(state, endpoint)
+        require_model(
+            state.settings,
+            endpoint,
+            offline="`--policy path_guided --qa-id ID` follows a QA record's chain with the "
+            "real tools instead",
+        )
     else:
         record = _qa_record(state, qa_id, qa_file)
         if question and question != record.question:  # the walk searches with this wording
@@ -139,21 +144,6 @@ async def _ask(
         finally:
             await toolbox.aclose()
         return trajectory, gateway.usage_report()
-
-
-def _require_endpoint(state: CliState, name: str) -> None:
-    """Offline, nothing fakes a model: say exactly how to configure one, and stop."""
-    settings = state.settings
-    if not settings.llm:
-        where = settings.source or "./medresearcher.toml"
-        raise ConfigError(
-            f"no model endpoint is configured, and the llm policy needs one: add an "
-            f"[llm.{name}] table (base_url, model, tool_dialect) to {where} — "
-            "`medresearcher config init` writes an example for vLLM, SGLang and OpenRouter — "
-            "then check it with `medresearcher llm ping`. Offline, `--policy path_guided "
-            "--qa-id ID` follows a QA record's chain with the real tools instead"
-        )
-    settings.endpoint(name)  # an unknown name fails here, listing the configured ones
 
 
 def _tool_names(option: str | None) -> list[str] | None:

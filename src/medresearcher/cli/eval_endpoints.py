@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from medresearcher.cli.state import require_model as require_any_model
 from medresearcher.config import Settings
-from medresearcher.errors import ConfigError
 
 if TYPE_CHECKING:  # the gateway imports the openai SDK: only when a command runs
     from medresearcher.llm import LLMGateway
@@ -22,16 +22,12 @@ _NO_JUDGE = ("none", "off", "rules")
 
 def require_model(settings: Settings, endpoint: str) -> None:
     """Offline, nothing fakes a model: say how to configure one, and stop."""
-    if not settings.llm:
-        where = settings.source or "./medresearcher.toml"
-        raise ConfigError(
-            f"no model endpoint is configured, and the llm policy needs one: add an "
-            f"[llm.{endpoint}] table (base_url, model, tool_dialect) to {where} — "
-            "`medresearcher config init` writes an example — then check it with "
-            "`medresearcher llm ping`. Offline, `eval run --benchmark qa --policy path_guided` "
-            "evaluates the path-guided policy on QA records instead"
-        )
-    settings.endpoint(endpoint)  # an unknown name fails here, listing the configured ones
+    require_any_model(
+        settings,
+        endpoint,
+        offline="`eval run --benchmark qa --policy path_guided` evaluates the path-guided "
+        "policy on QA records instead",
+    )
 
 
 def judge_of(settings: Settings, option: str | None) -> str | None:

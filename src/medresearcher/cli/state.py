@@ -11,10 +11,18 @@ from rich.console import Console
 from rich.logging import RichHandler
 
 from medresearcher.config import Settings, load_settings
+from medresearcher.errors import ConfigError
 from medresearcher.secrets import RedactingFilter, redact, secret_values
 from medresearcher.workspace import Workspace
 
-__all__ = ["CliState", "console", "err_console", "redact_output", "state_of"]
+__all__ = [
+    "CliState",
+    "console",
+    "err_console",
+    "redact_output",
+    "require_model",
+    "state_of",
+]
 
 console = Console()
 err_console = Console(stderr=True)
@@ -50,6 +58,20 @@ class CliState:
 def state_of(ctx: typer.Context) -> CliState:
     obj = ctx.find_root().obj
     return obj if isinstance(obj, CliState) else CliState()
+
+
+def require_model(settings: Settings, endpoint: str, *, offline: str) -> None:
+    """Offline, nothing fakes a model: say how to configure one, and ``offline`` — what the
+    command can do without one — then stop. An unknown name lists the configured ones."""
+    if not settings.llm:
+        where = settings.source or "./medresearcher.toml"
+        raise ConfigError(
+            f"no model endpoint is configured, and the llm policy needs one: add an "
+            f"[llm.{endpoint}] table (base_url, model, tool_dialect) to {where} — "
+            "`medresearcher config init` writes an example — then check it with "
+            f"`medresearcher llm ping`. Offline, {offline}"
+        )
+    settings.endpoint(endpoint)
 
 
 def redact_output(text: str) -> str:

@@ -17,8 +17,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from medresearcher.cli.state import CliState, console, state_of
-from medresearcher.errors import ConfigError, InputError
+from medresearcher.cli.state import CliState, console, require_model, state_of
+from medresearcher.errors import InputError
 from medresearcher.schema import QARecord
 from medresearcher.synthesis.mix import DEFAULT_ALPHA
 from medresearcher.workspace import JsonlWriter, Run, progress_bar, read_jsonl
@@ -95,7 +95,12 @@ def generate(
     state = state_of(ctx)
     settings = state.settings
     if policy == "llm":
-        _require_endpoint(state, endpoint)
+        require_model(
+            state.settings,
+            endpoint,
+            offline="`--policy path_guided` follows each QA record's chain with the real "
+            "tools instead",
+        )
     ws = state.ws.ensure()
     qa_path = qa or ws.qa_path
     if not qa_path.is_file():
@@ -169,21 +174,6 @@ async def _generate(
             **options,
         )
         return counts, gateway.usage_report()
-
-
-def _require_endpoint(state: CliState, name: str) -> None:
-    """Offline, nothing fakes a model: say how to configure one, or how to go without."""
-    settings = state.settings
-    if not settings.llm:
-        where = settings.source or "./medresearcher.toml"
-        raise ConfigError(
-            f"no model endpoint is configured, and the llm policy needs one: add an "
-            f"[llm.{name}] table (base_url, model, tool_dialect) to {where} "
-            "(`medresearcher config init` writes an example), then check it with "
-            "`medresearcher llm ping`. Offline, `--policy path_guided` follows each QA "
-            "record's chain with the real tools instead"
-        )
-    settings.endpoint(name)  # an unknown name fails here, listing the configured ones
 
 
 def _print_summary(counts: GenerationCounts, path: Path) -> None:
