@@ -20,7 +20,7 @@ $(VENV)/.core-installed: pyproject.toml | $(BIN)/python
 # sentence-transformers does not pull a CUDA build onto machines without a GPU.
 $(VENV)/.dev-installed: pyproject.toml | $(BIN)/python
 	$(PIP) install torch==2.13.0
-	$(PIP) install -e '.[dev,dense,read]'
+	$(PIP) install -e '.[dev,dense,read,train,web,scale]'
 	@touch $@ $(VENV)/.core-installed
 
 demo: $(VENV)/.core-installed  ## run the offline demo on the bundled data

@@ -21,6 +21,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from medresearcher.errors import ConfigError
+from medresearcher.scale_settings import ExecutorSettings, GraphSettings, MilvusSettings
 from medresearcher.stage_settings import AgentSettings, QASettings, ToolSettings
 
 if sys.version_info >= (3, 11):
@@ -188,8 +189,10 @@ class RetrievalSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    backend: Literal["embedded"] = Field(
-        default="embedded", description="embedded: bm25s + numpy in this process."
+    backend: Literal["embedded", "milvus"] = Field(
+        default="embedded",
+        description="embedded: bm25s + numpy in this process; milvus: Milvus (Lite or a "
+        "server, see [retrieval.milvus]) with its BM25 function, dense vectors and hybrid search.",
     )
     relevance_weight: float = Field(
         default=0.4, ge=0, le=1, description="λ: the weight of relevance against authority."
@@ -224,6 +227,7 @@ class RetrievalSettings(BaseModel):
         default=0.3, ge=-1, le=1, description="Dense matches below this cosine are ignored."
     )
     authority: AuthoritySettings = Field(default_factory=AuthoritySettings)
+    milvus: MilvusSettings = Field(default_factory=MilvusSettings)
 
 
 class Settings(BaseModel):
@@ -240,6 +244,8 @@ class Settings(BaseModel):
     qa: QASettings = Field(default_factory=QASettings)
     tools: ToolSettings = Field(default_factory=ToolSettings)
     agent: AgentSettings = Field(default_factory=AgentSettings)
+    graph: GraphSettings = Field(default_factory=GraphSettings)
+    executor: ExecutorSettings = Field(default_factory=ExecutorSettings)
 
     # Where the values came from, for messages; not a setting.
     source: str | None = Field(default=None, exclude=True)

@@ -24,7 +24,9 @@ from medresearcher.cli import (
     runs_cmd,
     sample_cmd,
     tools_cmd,
+    train_cmd,
     traj_cmd,
+    web_cmd,
 )
 from medresearcher.cli.state import CliState, err_console, redact_output
 from medresearcher.errors import MedResearcherError
@@ -53,8 +55,10 @@ app.add_typer(traj_cmd.app, name="traj")
 app.add_typer(eval_cmd.app, name="eval")
 app.add_typer(llm_cmd.app, name="llm")
 app.add_typer(runs_cmd.app, name="runs")
+app.add_typer(train_cmd.app, name="train")
 app.command("demo")(demo_cmd.demo)
 app.command("ddx")(ddx_cmd.ddx)
+app.command("web")(web_cmd.web)
 
 
 def _version(value: bool) -> None:
