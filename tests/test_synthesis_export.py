@@ -389,6 +389,8 @@ def test_verl_rl_rows_take_the_gold_answer_from_the_qa_record(exported) -> None:
         assert row["reward_model"] == {"style": "rule", "ground_truth": record.answer}
         assert row["extra_info"]["index"] == index
         assert row["extra_info"]["answer_aliases"] == record.answer_aliases
+        assert row["extra_info"]["paradigm"] == record.paradigm
+        assert row["extra_info"]["cheat_sheet"] == record.cheat_sheet
         assert [m["role"] for m in row["prompt"]] == ["system", "user"]
         assert row["prompt"][1]["content"] == record.question
         assert json.loads(row["extra_info"]["tools"]) == TOOLS

@@ -83,6 +83,8 @@ def verl_rl_schema(tool_names: Sequence[str]) -> pa.Schema:
         ("question", pa.string()),
         ("language", pa.string()),
         ("hops", pa.int64()),
+        ("paradigm", pa.string()),
+        ("cheat_sheet", pa.list_(pa.string())),
         ("answer_aliases", pa.list_(pa.string())),
         ("tools", pa.string()),
         ("need_tools_kwargs", pa.bool_()),
@@ -123,6 +125,10 @@ def verl_rl_row(
         "question": qa.question,
         "language": qa.language,
         "hops": qa.hops,
+        # Read by the reward: the paradigm for the efficiency rules, the cheat sheet as the
+        # expert judge's reference (medresearcher.training.verl_reward).
+        "paradigm": qa.paradigm,
+        "cheat_sheet": list(qa.cheat_sheet),
         "answer_aliases": list(qa.answer_aliases),
         "tools": json.dumps(list(tools), ensure_ascii=False),
         "need_tools_kwargs": bool(tool_names),
