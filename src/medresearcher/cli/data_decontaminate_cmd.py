@@ -16,7 +16,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from medresearcher.cli.state import console, state_of
+from medresearcher.config import Settings
 from medresearcher.errors import InputError
+from medresearcher.workspace import Workspace
 
 __all__ = ["decontaminate", "read_training"]
 
@@ -50,13 +52,13 @@ def _against(pairs: list[str]) -> list[tuple[str, str, Path]]:
     return parsed
 
 
-def _names(workspace_kg: Path, stack: ExitStack) -> Any:
-    """KG id → name from the workspace graph, when there is one (None otherwise)."""
-    if not workspace_kg.is_file():
-        return None
-    from medresearcher.kg.store import GraphStore
+def _names(settings: Settings, stack: ExitStack) -> Any:
+    """KG id → name from the configured graph, when there is one (None otherwise)."""
+    from medresearcher.kg import open_graph_store
 
-    store = stack.enter_context(GraphStore(workspace_kg))
+    if settings.graph.backend == "sqlite" and not Workspace(settings.workspace).kg_path.is_file():
+        return None
+    store = stack.enter_context(open_graph_store(settings))
 
     def name_of(entity_id: str) -> str | None:
         entity = store.entity(entity_id)
@@ -114,7 +116,7 @@ def decontaminate(
             shingle_threshold=shingle,
             shared_13gram=shared_13gram,
             answer_entity=answer_entity,
-            names=_names(ws.kg_path, stack) if kind == "qa" else None,
+            names=_names(state.settings, stack) if kind == "qa" else None,
             eval_files={label: (name, path) for label, name, path in sets},
             train_file=train,
         )

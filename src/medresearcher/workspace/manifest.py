@@ -1,7 +1,8 @@
 """Run folders: a manifest that says what ran, with what, and what it cost; and its log.
 
-A :class:`Run` writes ``runs/<run>/manifest.json`` when it starts and again when it ends
-(atomically, so a reader never sees half a file), and routes the project's log records to
+A :class:`Run` writes ``runs/<run>/manifest.json`` when it starts, at most once a second while
+it counts (so a monitor such as the web UI's run page can follow a live run), and again when it
+ends (atomically, so a reader never sees half a file), and routes the project's log records to
 ``runs/<run>/log.txt`` through the secret-redacting filter. The manifest holds the config
 with secrets removed, package and git versions, timings, counts and token usage.
 """
@@ -41,7 +42,14 @@ class Run:
             ...
             run.count("calls")
             run.record_usage(gateway.usage_report())
+
+    While the block runs, :meth:`count`, :meth:`progress`, :meth:`timing` and
+    :meth:`record_usage` save the manifest again when the last save is at least
+    :attr:`SAVE_INTERVAL_S` old, so per-item counting costs at most one write a second.
     """
+
+    #: Least seconds between two saves while the run is going.
+    SAVE_INTERVAL_S = 1.0
 
     def __init__(
         self,
@@ -78,6 +86,7 @@ class Run:
             "error": None,
         }
         self._t0 = 0.0
+        self._last_save: float | None = None
         self._handler: logging.Handler | None = None
 
     @property
@@ -118,15 +127,32 @@ class Run:
 
     def count(self, name: str, n: int = 1) -> None:
         self.manifest["counts"][name] = self.manifest["counts"].get(name, 0) + n
+        self._save_if_due()
+
+    def progress(self, done: int, total: int | None = None, *, label: str | None = None) -> None:
+        """Where a batch stands (``done`` of ``total`` items), for a monitor of the live run."""
+        self.manifest["progress"] = {"done": done, "total": total, "label": label}
+        self._save_if_due()
 
     def timing(self, name: str, seconds: float) -> None:
         self.manifest["timings"][name] = round(seconds, 4)
+        self._save_if_due()
 
     def record_usage(self, usage: dict[str, Any]) -> None:
         """Token usage and cost per endpoint, as ``LLMGateway.usage_report()`` returns it."""
         self.manifest["usage"] = usage
+        self._save_if_due()
+
+    def _save_if_due(self) -> None:
+        """Save while the run is going, unless the last save is under a second old."""
+        if self._last_save is None or self.manifest["status"] != "running":
+            return
+        if time.perf_counter() - self._last_save >= self.SAVE_INTERVAL_S:
+            self.save()
 
     def save(self) -> None:
+        self._last_save = time.perf_counter()
+        self.manifest["updated_at"] = _now()
         text = json.dumps(self.manifest, indent=2, ensure_ascii=False, default=str)
         write_json_atomic(self.manifest_path, redact(text, self._secrets))
 
