@@ -85,3 +85,17 @@ def test_the_logging_filter_masks_messages_and_tracebacks(caplog) -> None:
     assert KEY not in caplog.text
     assert "calling with ***" in caplog.text
     assert "bad key ***" in caplog.text
+
+
+def test_every_replica_url_is_redacted() -> None:
+    settings = Settings(
+        llm={
+            "pool": EndpointSettings(
+                base_url=["https://u:pw1@h1.example/v1", "https://u:pw2@h2.example/v1"],
+                model="m",
+            )
+        }
+    )
+    data = redacted_settings(settings)["llm"]["pool"]
+    assert data["base_urls"] == ["https://***@h1.example/v1", "https://***@h2.example/v1"]
+    assert "pw1" not in str(data) and "pw2" not in str(data)

@@ -64,11 +64,12 @@ def redacted_settings(settings: Settings) -> dict[str, Any]:
         if isinstance(value, dict):
             return {k: clean(v, k) for k, v in value.items()}
         if isinstance(value, list):
-            return [clean(v) for v in value]
+            return [clean(v, key) for v in value]  # base_urls: each replica's URL
         if isinstance(value, str):
             if key != "api_key_env" and _SECRET_FIELD.search(key):
                 return MASK
-            return redact(redact_url(value) if key == "base_url" else value, secrets)
+            url = key in ("base_url", "base_urls")
+            return redact(redact_url(value) if url else value, secrets)
         return value
 
     return clean(settings.model_dump(mode="json"))

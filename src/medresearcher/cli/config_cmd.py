@@ -48,7 +48,7 @@ def show(
             key = "none needed"
         table.add_row(
             name,
-            redact_url(ep.base_url),
+            "\n".join(redact_url(url) for url in ep.replica_urls()),
             ep.model,
             ep.tool_dialect,
             str(ep.max_concurrency),

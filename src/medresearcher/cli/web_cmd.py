@@ -12,7 +12,7 @@ import ipaddress
 import typer
 
 from medresearcher.cli.state import console, err_console, state_of
-from medresearcher.errors import InputError
+from medresearcher.errors import ConfigError, InputError
 
 __all__ = ["is_loopback", "web"]
 
@@ -38,9 +38,15 @@ def web(
     port: int = typer.Option(8765, "--port", min=1, max=65535, help="TCP port."),
 ) -> None:
     """Serve the web UI (graph explorer, QA lab, runs, browsers) for the workspace."""
-    import uvicorn
+    try:
+        import uvicorn
 
-    from medresearcher.web import create_app
+        from medresearcher.web import create_app
+    except ModuleNotFoundError as exc:
+        raise ConfigError(
+            f"the web UI needs the web extra ({exc.name} is not installed): "
+            "pip install 'medresearcher[web]'"
+        ) from None
 
     state = state_of(ctx)
     ws = state.ws

@@ -6,6 +6,13 @@ policy (tenacity) governs every model call, honours ``Retry-After``, and ends in
 rate (aiolimiter) are separate limits because servers enforce both. The injected HTTP
 client is httpx2's, the SDK's own stack: its connection pool stays cheap at high
 concurrency where httpcore 1.x's rescans every connection per request.
+
+An endpoint with several base URLs is a pool of replicas (:mod:`medresearcher.llm.replicas`):
+each replica has its own concurrency and rate limit (``max_concurrency`` and ``qps`` are per
+replica, what a fleet of vLLM servers wants). A request whose replica drops or refuses the
+connection, times out, or is taken out fails over to another replica at once, without using
+one of its retries; other failures retry as for one server. The response cache is keyed by
+the endpoint's first URL, never by the replica that answered, so adding replicas keeps it.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ import asyncio
 import logging
 import random
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx2
@@ -23,13 +31,13 @@ from tenacity import (
     AsyncRetrying,
     RetryCallState,
     retry_if_exception,
-    stop_after_attempt,
 )
 
 from medresearcher.config import EndpointSettings
 from medresearcher.llm.cache import ResponseCache, request_key
 from medresearcher.llm.dialects import get_dialect
 from medresearcher.llm.errors import CacheMissError, LLMCallError
+from medresearcher.llm.replicas import Lease, ReplicaPool, conversation_key
 from medresearcher.llm.types import ChatResult, Usage
 from medresearcher.secrets import redact_url
 
@@ -42,6 +50,28 @@ _RETRYABLE_STATUS = frozenset({408, 409, 425, 429}) | frozenset(range(500, 600))
 
 class MalformedResponseError(Exception):
     """The server answered 2xx with a body that is not a chat completion."""
+
+
+@dataclass
+class _Server:
+    """One replica's client and limits."""
+
+    client: openai.AsyncOpenAI
+    semaphore: asyncio.Semaphore
+    limiter: AsyncLimiter | None
+
+
+@dataclass
+class _Request:
+    """One call's way through the pool: its conversation, the replicas that failed it
+    since its last counted retry, and whether the next attempt is a free failover."""
+
+    conversation: str | None
+    pinned: int | None = None  # a replica chosen by the caller (llm ping): no failover
+    tried: set[int] = field(default_factory=set)
+    retries_used: int = 0
+    failover: bool = False
+    url: str | None = None  # the replica of the last attempt
 
 
 class EndpointClient:
@@ -62,26 +92,37 @@ class EndpointClient:
         self.name = name
         self.settings = settings
         self.url = redact_url(settings.base_url)
+        urls = settings.replica_urls()
+        self.urls = [redact_url(url) for url in urls]
         self.dialect = get_dialect(settings.tool_dialect)
         self.cache = cache
         self.usage = Usage()
-        limits = httpx2.Limits(
-            max_connections=settings.max_concurrency,
-            max_keepalive_connections=settings.max_concurrency,
+        self.pool = ReplicaPool(
+            self.urls,
+            failure_threshold=settings.replica_failure_threshold,
+            cooldown_s=settings.replica_cooldown_s,
         )
+        connections = settings.max_concurrency * len(urls)
+        limits = httpx2.Limits(max_connections=connections, max_keepalive_connections=connections)
         self._http = httpx2.AsyncClient(
             transport=transport, limits=limits, timeout=httpx2.Timeout(settings.timeout_s)
         )
-        self._client = openai.AsyncOpenAI(
-            base_url=settings.base_url,
-            api_key=settings.api_key(),
-            max_retries=0,
-            timeout=settings.timeout_s,
-            http_client=self._http,
-        )
-        self._semaphore = asyncio.Semaphore(settings.max_concurrency)
-        # max_rate=1 per 1/qps seconds: an even pace with no initial burst.
-        self._limiter = AsyncLimiter(1, 1.0 / settings.qps) if settings.qps else None
+        api_key = settings.api_key()
+        self._servers = [
+            _Server(
+                client=openai.AsyncOpenAI(
+                    base_url=url,
+                    api_key=api_key,
+                    max_retries=0,
+                    timeout=settings.timeout_s,
+                    http_client=self._http,
+                ),
+                semaphore=asyncio.Semaphore(settings.max_concurrency),
+                # max_rate=1 per 1/qps seconds: an even pace with no initial burst.
+                limiter=AsyncLimiter(1, 1.0 / settings.qps) if settings.qps else None,
+            )
+            for url in urls
+        ]
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -93,6 +134,8 @@ class EndpointClient:
         tools: list[dict[str, Any]] | None = None,
         cache_salt: str | int | None = None,
         max_retries: int | None = None,
+        conversation_id: str | None = None,
+        replica: int | None = None,
         **params: Any,
     ) -> ChatResult:
         """One chat completion, parsed for this endpoint's tool-call dialect.
@@ -109,6 +152,14 @@ class EndpointClient:
             are cached apart (pass the rollout number).
         max_retries:
             Overrides the endpoint's setting for this call.
+        conversation_id:
+            With several replicas, the calls of one conversation go to one replica, whose
+            prefix cache holds the earlier turns. Default: a key of the messages up to the
+            first user turn and ``cache_salt`` (see ``replicas.conversation_key``), which
+            names an agent run, a rollout, or a structured call with its repair round.
+        replica:
+            Send to this replica (an index into :attr:`urls`) whatever its state, with no
+            failover: ``llm ping`` checks each one.
         params:
             Sampling and request parameters (``temperature``, ``max_tokens``, ``stop``,
             ``seed``, ``response_format``, ``extra_body``...).
@@ -156,7 +207,12 @@ class EndpointClient:
             **request.get("extra_body", {}),
             **extra,
         }
-        result = await self._call_with_retries(body, max_retries)
+        if replica is not None and not 0 <= replica < len(self._servers):
+            raise IndexError(f"endpoint {self.name!r} has {len(self._servers)} replica(s)")
+        conversation = None
+        if not self.pool.single and replica is None:
+            conversation = conversation_id or conversation_key(messages, cache_salt)
+        result = await self._call_with_retries(body, max_retries, _Request(conversation, replica))
         result.latency_s = time.perf_counter() - started
         self.usage.add(
             Usage(
@@ -187,40 +243,94 @@ class EndpointClient:
         price_out = self.settings.price_per_mtok_out or 0.0
         return (result.prompt_tokens * price_in + result.completion_tokens * price_out) / 1e6
 
-    async def _call_with_retries(self, body: dict[str, Any], max_retries: int | None) -> ChatResult:
+    async def _call_with_retries(
+        self, body: dict[str, Any], max_retries: int | None, request: _Request
+    ) -> ChatResult:
         retries = self.settings.max_retries if max_retries is None else max_retries
         retrying = AsyncRetrying(
-            stop=stop_after_attempt(retries + 1),
-            wait=self._wait,
+            # A failover to another replica is free; every other failure uses a retry.
+            stop=lambda state: request.retries_used > retries,
+            wait=lambda state: 0.0 if request.failover else self._wait(state),
             retry=retry_if_exception(_is_retryable),
-            before_sleep=self._log_retry,
+            before_sleep=lambda state: self._log_retry(state, request),
             reraise=True,
         )
         try:
             async for attempt in retrying:
                 with attempt:
-                    return await self._attempt(body)
+                    return await self._attempt(body, request)
         except Exception as exc:
             attempts = retrying.statistics.get("attempt_number", 1)
-            raise self._final_error(exc, attempts) from exc
+            raise self._final_error(exc, attempts, request) from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _attempt(self, body: dict[str, Any]) -> ChatResult:
+    def _lease(self, request: _Request) -> Lease:
+        if request.pinned is not None:
+            return self.pool.acquire_replica(request.pinned)
+        lease = self.pool.acquire(request.conversation, exclude=request.tried)
+        if lease is None:  # every replica failed this request once: start the round again
+            request.tried.clear()
+            lease = self.pool.acquire(request.conversation)
+        assert lease is not None
+        return lease
+
+    async def _attempt(self, body: dict[str, Any], request: _Request) -> ChatResult:
+        request.failover = False
+        while True:
+            lease = self._lease(request)
+            server = self._servers[lease.replica.index]
+            request.url = lease.replica.url
+            try:
+                async with server.semaphore:
+                    if request.pinned is None and self.pool.stale(lease, request.tried):
+                        continue  # taken out while this request queued for it: choose again
+                    if server.limiter is not None:
+                        await server.limiter.acquire()
+                    try:
+                        data = await self._post(server, body)
+                        result = self._parse(data)
+                    except Exception as exc:
+                        self._settle_failure(lease, request, exc)
+                        raise
+                self.pool.succeeded(lease)
+                return result
+            finally:
+                self.pool.release(lease)
+
+    async def _post(self, server: _Server, body: dict[str, Any]) -> Any:
         # The SDK's documented custom-request path: its auth, base URL and error mapping,
         # without re-walking every message through its TypedDict transform or building
         # pydantic objects for the response, which costs more CPU than the HTTP itself.
-        async with self._semaphore:
-            if self._limiter is not None:
-                await self._limiter.acquire()
-            try:
-                data = await self._client.post(
-                    "/chat/completions", body=body, cast_to=dict[str, Any]
-                )
-            except openai.APIError:
-                raise
-            except Exception as exc:  # the SDK failed to decode the body
-                raise MalformedResponseError(f"{type(exc).__name__}: {exc}") from exc
-        return self._parse(data)
+        try:
+            return await server.client.post("/chat/completions", body=body, cast_to=dict[str, Any])
+        except openai.APIError:
+            raise
+        except Exception as exc:  # the SDK failed to decode the body
+            raise MalformedResponseError(f"{type(exc).__name__}: {exc}") from exc
+
+    def _settle_failure(self, lease: Lease, request: _Request, exc: BaseException) -> None:
+        """Tell the pool, and decide whether the retry is a free failover or a counted one."""
+        if not _is_retryable(exc):
+            self.pool.succeeded(lease)  # it answered: a 4xx is the request's fault
+            return
+        if isinstance(exc, openai.APIStatusError) and exc.status_code < 500:
+            self.pool.succeeded(lease)  # 429 and friends: alive, and asks us to wait
+            request.retries_used += 1
+            return
+        _, cause = _describe(exc, self.settings.timeout_s)
+        refused = isinstance(exc, openai.APIConnectionError) and isinstance(
+            exc.__cause__, httpx2.ConnectError
+        )
+        taken_out = self.pool.failed(lease, cause, refused=refused)
+        request.tried.add(lease.replica.index)
+        dropped = isinstance(exc, openai.APIConnectionError)  # timeouts included
+        request.failover = (
+            request.pinned is None
+            and (dropped or taken_out)
+            and self.pool.any_in_service(exclude=request.tried)
+        )
+        if not request.failover:
+            request.retries_used += 1
 
     def _parse(self, data: Any) -> ChatResult:
         try:
@@ -256,25 +366,47 @@ class EndpointClient:
         backoff = base * 2 ** (state.attempt_number - 1) + random.uniform(0, base)
         return min(backoff, self.settings.retry_max_wait_s)
 
-    def _log_retry(self, state: RetryCallState) -> None:
+    def _log_retry(self, state: RetryCallState, request: _Request) -> None:
         exc = state.outcome.exception() if state.outcome else None
         status, cause = _describe(exc, self.settings.timeout_s)
         what = f"HTTP {status}" if status is not None else "error"
+        where = "" if self.pool.single else f" on {request.url}"
+        if request.failover:
+            log.warning(
+                "endpoint %r attempt %d failed%s (%s: %s); failing over to another replica",
+                self.name,
+                state.attempt_number,
+                where,
+                what,
+                cause,
+            )
+            return
         wait = state.next_action.sleep if state.next_action else 0.0
         log.warning(
-            "endpoint %r attempt %d failed (%s: %s); retrying in %.2f s",
+            "endpoint %r attempt %d failed%s (%s: %s); retrying in %.2f s",
             self.name,
             state.attempt_number,
+            where,
             what,
             cause,
             wait,
         )
 
-    def _final_error(self, exc: BaseException, attempts: int) -> Exception:
+    def _final_error(self, exc: BaseException, attempts: int, request: _Request) -> Exception:
         if isinstance(exc, (LLMCallError, CacheMissError)):
             return exc
         status, cause = _describe(exc, self.settings.timeout_s)
-        return LLMCallError(self.name, self.url, cause, status=status, attempts=attempts)
+        if self.pool.single:
+            return LLMCallError(self.name, self.url, cause, status=status, attempts=attempts)
+        if request.pinned is None and self.pool.all_down():
+            url, cause = ", ".join(self.urls), self.pool.describe_down()
+            return LLMCallError(self.name, url, cause, status=status, attempts=attempts)
+        url = request.url or self.url
+        return LLMCallError(self.name, url, cause, status=status, attempts=attempts)
+
+    def replica_stats(self) -> list[dict[str, Any]]:
+        """Per replica: url, in_service, in_flight, sent, failures, last_error."""
+        return self.pool.stats()
 
 
 def _is_retryable(exc: BaseException) -> bool:
