@@ -166,7 +166,7 @@ def test_ground_truth_forms_read_text_lists_and_search_r1_targets() -> None:
 
 
 def test_the_paradigm_is_looked_up_in_the_workspace_by_qa_id(rl_rows, tmp_path) -> None:
-    row = rl_rows[1]  # a count question; its paradigm is not in the export's extra_info
+    row = rl_rows[1]  # a count question
     (tmp_path / "qa.jsonl").write_text(
         qa_record(id="Q:count", question=COUNT_Q, answer="37", paradigm="count").model_dump_json()
         + "\n",
@@ -177,9 +177,11 @@ def test_the_paradigm_is_looked_up_in_the_workspace_by_qa_id(rl_rows, tmp_path) 
         (call("web_search", queries=["phenotypes"]), "…"),
         ("<answer>37</answer>", None),
     )
-    # the wording already says "how many"; the record confirms the paradigm
+    # the export carries the paradigm; rows written before it did are looked up by qa_id
+    assert row["extra_info"]["paradigm"] == "count"
     assert score_row(row, solution)["efficiency_penalty"] == 0.5
-    info = {**row["extra_info"], "question": "Tell me."}
+    older = {k: v for k, v in row["extra_info"].items() if k not in ("paradigm", "cheat_sheet")}
+    info = {**older, "question": "Tell me."}
     plain = compute_score("m", solution, "37", info)
     looked_up = compute_score("m", solution, "37", info, workspace=str(tmp_path))
     assert plain["efficiency_penalty"] == 0.0
