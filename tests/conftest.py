@@ -12,6 +12,7 @@ import pytest
 from medresearcher.config import EndpointSettings, Settings
 from tests.fakes.fixtures import fake_llm  # noqa: F401 - a fixture, used by name
 from tests.fakes.openai_server import FakeOpenAIServer
+from tests.graph_fixtures import graph_backend, graph_store, make_graph_store  # noqa: F401
 
 T = TypeVar("T")
 

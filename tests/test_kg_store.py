@@ -1,10 +1,15 @@
-"""The graph store: import, merge rules, queries, exports, bad input, and its properties."""
+"""The graph store: import, merge rules, queries, exports, bad input, and its properties.
+
+Every test runs on both backends (the ``graph_store`` / ``make_graph_store`` fixtures of
+tests/graph_fixtures.py): SQLite, and PostgreSQL when a test server is configured.
+"""
 
 from __future__ import annotations
 
 import json
-import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import networkx as nx
 import pytest
@@ -16,11 +21,12 @@ from medresearcher.errors import InputError
 from medresearcher.kg import GraphStore, normalise_name
 from medresearcher.kg.io import export_graph, import_records
 from medresearcher.schema import Entity, Relation
+from tests.graph_fixtures import empty_graph
 
 
 @pytest.fixture(scope="module")
-def tiny_store(tmp_path_factory: pytest.TempPathFactory) -> GraphStore:
-    store = GraphStore(tmp_path_factory.mktemp("kg") / "kg.sqlite")
+def tiny_store(make_graph_store: Callable[..., Any]) -> GraphStore:
+    store = make_graph_store()
     import_records(store, bundle_dir("tiny"))
     return store
 
@@ -76,9 +82,11 @@ def test_subgraph_networkx_and_degree(tiny_store: GraphStore) -> None:
     assert tiny_store.degree("ORPHA:324") == len(tiny_store.neighbours("ORPHA:324"))
 
 
-def test_exports_read_back(tiny_store: GraphStore, tmp_path: Path) -> None:
+def test_exports_read_back(
+    tiny_store: GraphStore, make_graph_store: Callable[..., Any], tmp_path: Path
+) -> None:
     folder = export_graph(tiny_store, tmp_path / "jsonl", "jsonl")
-    with GraphStore(tmp_path / "again.sqlite") as again:
+    with make_graph_store() as again:
         import_records(again, folder)
         assert again.stats() == tiny_store.stats()
     graph = nx.read_graphml(export_graph(tiny_store, tmp_path / "kg.graphml", "graphml"))
@@ -91,27 +99,29 @@ def test_exports_read_back(tiny_store: GraphStore, tmp_path: Path) -> None:
     ).items()
 
 
-def test_a_relation_to_a_missing_entity_names_file_record_and_field(tmp_path: Path) -> None:
+def test_a_relation_to_a_missing_entity_names_file_record_and_field(
+    make_graph_store: Callable[..., Any], tmp_path: Path
+) -> None:
     (tmp_path / "entities.jsonl").write_text(
         Entity(id="A:1", type="disease", name="a", source="s").model_dump_json() + "\n"
     )
     good = Relation(subj="A:1", pred="same_as", obj="A:1", source="s").model_dump_json()
     bad = Relation(subj="A:1", pred="treats", obj="B:2", source="s").model_dump_json()
     (tmp_path / "relations.jsonl").write_text(f"{good}\n{bad}\n")
-    with GraphStore(tmp_path / "kg.sqlite") as store:
+    with make_graph_store() as store:
         with pytest.raises(InputError, match=r"relations.jsonl:2: obj: entity 'B:2' is not"):
             import_records(store, tmp_path)
         assert store.stats()["relations"] == 0  # the batch was rolled back
     (tmp_path / "relations.jsonl").write_text(f'{good}\n{{"subj": "A:1", "obj": "A:1"}}\n')
     with (
-        GraphStore(tmp_path / "kg2.sqlite") as store,
+        make_graph_store() as store,
         pytest.raises(InputError, match=r"relations.jsonl:2: pred: Field required"),
     ):
         import_records(store, tmp_path)
 
 
-def test_merge_by_xref_is_opt_in(tmp_path: Path) -> None:
-    with GraphStore(tmp_path / "kg.sqlite") as store:
+def test_merge_by_xref_is_opt_in(graph_store: GraphStore) -> None:
+    with graph_store as store:
         store.add_entity(
             Entity(id="ORPHA:1", type="disease", name="A", xrefs=["OMIM:9"], source="o")
         )
@@ -124,8 +134,8 @@ def test_merge_by_xref_is_opt_in(tmp_path: Path) -> None:
         assert "A-like" in store.entity("ORPHA:1").aliases
 
 
-def test_relation_provenance_keeps_every_source(tmp_path: Path) -> None:
-    with GraphStore(tmp_path / "kg.sqlite") as store:
+def test_relation_provenance_keeps_every_source(graph_store: GraphStore) -> None:
+    with graph_store as store:
         for i in ("A:1", "B:2"):
             store.add_entity(Entity(id=i, type="disease", name=i, source="s"))
         assert store.add_relation(
@@ -178,16 +188,23 @@ def snapshot(store: GraphStore) -> tuple:
     )
 
 
-def load(entities: list[Entity], relations: list[Relation]) -> tuple:
-    with tempfile.TemporaryDirectory() as folder, GraphStore(Path(folder) / "kg.sqlite") as s:
-        base = [
-            Entity(id=i, type="disease", name=i, source="base")
-            for i in ("ORPHA:324", "HGNC:4296", "DOID:14499")
-        ]
-        s.add_entities(base)
-        s.add_entities(entities)
-        s.add_relations(relations)
-        return snapshot(s)
+@pytest.fixture(scope="module")
+def reused_store(make_graph_store: Callable[..., Any]) -> GraphStore:
+    """One store per backend, emptied before each example (batches of 5 on PostgreSQL,
+    so an example spans several)."""
+    return make_graph_store(batch_size=5)
+
+
+def load(s: GraphStore, entities: list[Entity], relations: list[Relation]) -> tuple:
+    empty_graph(s)
+    base = [
+        Entity(id=i, type="disease", name=i, source="base")
+        for i in ("ORPHA:324", "HGNC:4296", "DOID:14499")
+    ]
+    s.add_entities(base)
+    s.add_entities(entities)
+    s.add_relations(relations)
+    return snapshot(s)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -196,14 +213,15 @@ def load(entities: list[Entity], relations: list[Relation]) -> tuple:
     st.lists(relation_records, max_size=6),
     st.randoms(use_true_random=False),
 )
-def test_merge_is_order_independent(entities, relations, rng) -> None:
+def test_merge_is_order_independent(reused_store, entities, relations, rng) -> None:
     shuffled_e, shuffled_r = entities[:], relations[:]
     rng.shuffle(shuffled_e)
     rng.shuffle(shuffled_r)
-    assert load(entities, relations) == load(shuffled_e, shuffled_r)
+    assert load(reused_store, entities, relations) == load(reused_store, shuffled_e, shuffled_r)
 
 
 @settings(max_examples=25, deadline=None)
 @given(st.lists(entity_records, max_size=6), st.lists(relation_records, max_size=6))
-def test_importing_the_same_data_twice_changes_nothing(entities, relations) -> None:
-    assert load(entities, relations) == load(entities + entities, relations + relations)
+def test_importing_the_same_data_twice_changes_nothing(reused_store, entities, relations) -> None:
+    once = load(reused_store, entities, relations)
+    assert once == load(reused_store, entities + entities, relations + relations)

@@ -1,7 +1,11 @@
-"""PrivateMedicalRetriever: authority, Score = λ·Rel + (1−λ)·Auth, filters, persistence."""
+"""PrivateMedicalRetriever: authority, Score = λ·Rel + (1−λ)·Auth, filters, persistence.
+
+The retriever tests run on every backend (the ``retriever`` fixture: embedded and Milvus).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -10,15 +14,15 @@ import pytest
 from medresearcher.config import AuthoritySettings, RetrievalSettings
 from medresearcher.errors import InputError
 from medresearcher.retrieval import (
-    EmbeddedRetriever,
     SearchFilters,
     authority_score,
     authority_scores,
-    build_index,
+    open_index,
 )
 from medresearcher.retrieval.authority import load_impact_table
 from medresearcher.retrieval.dense import HashingEmbedder
 from medresearcher.schema import Document
+from tests.retrieval_backends import BACKENDS, OpenRetriever, backend_fixture
 
 YEAR = 2026
 FABRY = "Fabry disease is an X-linked lysosomal storage disorder caused by GLA mutations."
@@ -64,15 +68,18 @@ CORPUS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def index_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("index") / "index"
-    build_index(CORPUS, folder, embedder=HashingEmbedder(dim=256), source="test")
-    return folder
-
-
-def retriever(folder: Path, **settings) -> EmbeddedRetriever:
-    return EmbeddedRetriever(folder, RetrievalSettings(**settings), current_year=YEAR)
+@pytest.fixture(scope="module", params=BACKENDS)
+def retriever(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OpenRetriever]:
+    """``retriever(**settings)``: the test corpus on each backend, opened with ``settings``."""
+    yield from backend_fixture(
+        request,
+        tmp_path_factory,
+        lambda: CORPUS,
+        embedder=HashingEmbedder(dim=256),
+        current_year=YEAR,
+    )
 
 
 def ids(hits) -> list[str]:
@@ -135,25 +142,25 @@ def test_impact_table_raises_authority_and_bad_rows_are_named(tmp_path: Path) ->
 
 
 def test_among_equally_relevant_documents_the_more_authoritative_ranks_first(
-    index_dir: Path,
+    retriever: OpenRetriever,
 ) -> None:
-    hits = retriever(index_dir).search("Fabry disease GLA mutations", k=3)
+    hits = retriever().search("Fabry disease GLA mutations", k=3)
     assert ids(hits)[:2] == ["guideline", "case"]
     assert hits[0].relevance == pytest.approx(hits[1].relevance)
     assert hits[0].authority > hits[1].authority
 
 
-def test_lambda_one_is_the_pure_relevance_order(index_dir: Path) -> None:
-    hits = retriever(index_dir).search("lysosomal storage disorder", k=6, relevance_weight=1.0)
+def test_lambda_one_is_the_pure_relevance_order(retriever: OpenRetriever) -> None:
+    hits = retriever().search("lysosomal storage disorder", k=6, relevance_weight=1.0)
     relevance = [h.relevance for h in hits]
     assert relevance == sorted(relevance, reverse=True)
     assert all(h.score == pytest.approx(h.relevance) for h in hits)
 
 
-def test_authority_never_lifts_an_irrelevant_document(index_dir: Path) -> None:
+def test_authority_never_lifts_an_irrelevant_document(retriever: OpenRetriever) -> None:
     # Even with λ = 0 (authority alone decides inside the window), the guideline that only
     # shares the word "lysosomal" stays behind every document about Fabry disease.
-    hits = retriever(index_dir).search("Fabry disease lysosomal GLA", k=6, relevance_weight=0.0)
+    hits = retriever().search("Fabry disease lysosomal GLA", k=6, relevance_weight=0.0)
     order = ids(hits)
     assert "weak-guideline" in order
     fabry = [order.index(d) for d in ("guideline", "case", "old-fabry")]
@@ -162,8 +169,8 @@ def test_authority_never_lifts_an_irrelevant_document(index_dir: Path) -> None:
     assert not weak.reranked and weak.authority > hits[order.index("case")].authority
 
 
-def test_filters_by_source_type_year_and_entity(index_dir: Path) -> None:
-    search = retriever(index_dir).search
+def test_filters_by_source_type_year_and_entity(retriever: OpenRetriever) -> None:
+    search = retriever().search
     assert ids(
         search("Fabry disease", k=5, filters=SearchFilters.of(source_types=["case_report"]))
     ) == ["case", "old-fabry"]
@@ -175,27 +182,32 @@ def test_filters_by_source_type_year_and_entity(index_dir: Path) -> None:
 
 
 @pytest.mark.parametrize("query", ["", "   ", "the of and", "qwxz zzyzx"])
-def test_an_empty_or_nonsense_query_returns_an_empty_list(index_dir: Path, query: str) -> None:
-    assert retriever(index_dir).search(query) == []
+def test_an_empty_or_nonsense_query_returns_an_empty_list(
+    retriever: OpenRetriever, query: str
+) -> None:
+    assert retriever().search(query) == []
 
 
-def test_save_load_round_trip_gives_the_same_results(index_dir: Path) -> None:
-    first = retriever(index_dir).search("lysosomal storage disorder GBA1", k=4)
-    again = retriever(index_dir).search("lysosomal storage disorder GBA1", k=4)
+def test_save_load_round_trip_gives_the_same_results(retriever: OpenRetriever) -> None:
+    first = retriever().search("lysosomal storage disorder GBA1", k=4)
+    again = retriever().search("lysosomal storage disorder GBA1", k=4)
     assert ids(first) == ids(again)
     assert [h.score for h in first] == [h.score for h in again]
-    loaded = retriever(index_dir)
+    loaded = retriever()
     assert loaded.n_docs == len(CORPUS)
     assert loaded.document("gaucher").entity_ids == ["ORPHA:355"]
     assert loaded.document("missing") is None
 
 
-def test_a_missing_index_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(InputError, match="no index here"):
-        EmbeddedRetriever(tmp_path)
+@pytest.mark.parametrize(
+    ("backend", "message"), [("embedded", "no index here"), ("milvus", "no Milvus collection")]
+)
+def test_a_missing_index_is_a_clear_error(tmp_path: Path, backend: str, message: str) -> None:
+    with pytest.raises(InputError, match=message):
+        open_index(RetrievalSettings(backend=backend), tmp_path)
 
 
-def test_rrf_fusion_is_available(index_dir: Path) -> None:
-    hits = retriever(index_dir, fusion="rrf").search("Gaucher GBA1", k=3)
+def test_rrf_fusion_is_available(retriever: OpenRetriever) -> None:
+    hits = retriever(fusion="rrf").search("Gaucher GBA1", k=3)
     assert ids(hits)[0] == "gaucher"
     assert 0 < hits[0].relevance <= 1

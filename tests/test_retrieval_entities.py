@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from medresearcher.config import RetrievalSettings
 from medresearcher.data import iter_documents, iter_relations
-from medresearcher.retrieval import EmbeddedRetriever, build_index
+from medresearcher.retrieval import build_index
 from medresearcher.retrieval.dense import HashingEmbedder
+from tests.retrieval_backends import BACKENDS, OpenRetriever, backend_fixture
 from tests.test_cli import cli
 
 
@@ -28,11 +28,12 @@ class CountingEmbedder(HashingEmbedder):
         return super().encode(texts, **kwargs)
 
 
-@pytest.fixture(scope="module")
-def tiny_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("tiny") / "index"
-    build_index(iter_documents("tiny"), folder, source="bundle:tiny")
-    return folder
+@pytest.fixture(scope="module", params=BACKENDS)
+def retriever(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OpenRetriever]:
+    """``retriever(**settings)``: the tiny bundle on each backend (lexical only)."""
+    yield from backend_fixture(request, tmp_path_factory, lambda: iter_documents("tiny"))
 
 
 def test_an_enriched_document_carries_its_subtypes_gene_symbols() -> None:
@@ -49,29 +50,25 @@ def test_an_enriched_document_carries_its_subtypes_gene_symbols() -> None:
     assert "Anderson-Fabry disease" in fabry.fields["names"]
 
 
-def test_twins_resolve_to_one_entity_listing_every_document(tiny_index: Path) -> None:
-    retriever = EmbeddedRetriever(tiny_index, RetrievalSettings())
-    entities = retriever.search_entities("Fabry disease", k=5)
+def test_twins_resolve_to_one_entity_listing_every_document(retriever: OpenRetriever) -> None:
+    entities = retriever().search_entities("Fabry disease", k=5)
     assert entities[0].entity_id == "ORPHA:324"
     assert [e.entity_id for e in entities].count("ORPHA:324") == 1
     expected = {d.doc_id for d in iter_documents("tiny") if "ORPHA:324" in d.entity_ids}
     assert {"ORPHA:324", "DOID:14499"} <= expected
     assert set(entities[0].doc_ids) == expected
-    documents = [h.document.doc_id for h in retriever.search("Fabry disease", k=5)]
+    documents = [h.document.doc_id for h in retriever().search("Fabry disease", k=5)]
     assert {"ORPHA:324", "DOID:14499"} <= set(documents)  # document level: both twins
 
 
-def test_gene_and_signs_find_the_disorder(tiny_index: Path) -> None:
-    retriever = EmbeddedRetriever(tiny_index, RetrievalSettings())
-    top = retriever.search_entities("CTNS photophobia renal Fanconi syndrome", k=3)
+def test_gene_and_signs_find_the_disorder(retriever: OpenRetriever) -> None:
+    top = retriever().search_entities("CTNS photophobia renal Fanconi syndrome", k=3)
     assert top[0].entity_id == "ORPHA:213"
     # The gene symbol sits on the subtypes, not in the definition: searching the body alone
     # misses the Orphanet record; its enriched gene field finds it.
-    body_only = EmbeddedRetriever(tiny_index, RetrievalSettings(field_weights={"body": 1.0}))
+    body_only = retriever(field_weights={"body": 1.0})
     assert "ORPHA:213" not in [h.document.doc_id for h in body_only.search("CTNS", k=10)]
-    with_genes = EmbeddedRetriever(
-        tiny_index, RetrievalSettings(field_weights={"body": 1.0, "genes": 3.0})
-    )
+    with_genes = retriever(field_weights={"body": 1.0, "genes": 3.0})
     assert "ORPHA:213" in [h.document.doc_id for h in with_genes.search("CTNS", k=10)]
 
 

@@ -37,6 +37,9 @@ class GraphSettings(BaseModel):
         default="medresearcher",
         description="PostgreSQL schema holding the tables, so several graphs share a database.",
     )
+    batch_size: int = Field(
+        default=50_000, ge=1, description="Records per COPY batch when importing into PostgreSQL."
+    )
 
 
 class ExecutorSettings(BaseModel):
@@ -75,3 +78,15 @@ class MilvusSettings(BaseModel):
     )
     collection: str = Field(default="medresearcher_docs", description="Collection name.")
     batch_size: int = Field(default=1000, ge=1, description="Documents per insert batch.")
+    text_fields: list[str] = Field(
+        default_factory=lambda: ["names", "genes", "phenotypes"],
+        description="Document fields (Document.fields) that get their own BM25 field besides "
+        "the body, so [retrieval] field_weights apply as in the embedded index; every field "
+        "named in field_weights or entity_field_weights is added at build time. Fixed when "
+        "the collection is created.",
+    )
+    dense_index: Literal["FLAT", "HNSW"] = Field(
+        default="FLAT",
+        description="Milvus index of the dense vectors: FLAT is exact cosine, like the "
+        "embedded index; HNSW is approximate, for collections of many millions.",
+    )

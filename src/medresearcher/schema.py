@@ -6,6 +6,8 @@ never list positions, so any record can be traced back to where it came from.
 
 from __future__ import annotations
 
+import os
+from datetime import datetime, timezone
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -26,7 +28,27 @@ __all__ = [
     "SourceType",
     "Termination",
     "Trajectory",
+    "utc_now",
 ]
+
+
+def utc_now() -> datetime:
+    """The time a record is created at (``created_at``), in UTC.
+
+    Honours the reproducible-builds convention ``SOURCE_DATE_EPOCH``
+    (https://reproducible-builds.org/specs/source-date-epoch/): when set (seconds since the
+    epoch), every record carries that time instead of the clock's, so two runs of a stage —
+    one process or a Ray cluster, today or next week — write byte-identical files.
+    """
+    epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    if epoch:
+        try:
+            return datetime.fromtimestamp(int(epoch), tz=timezone.utc)
+        except (ValueError, OverflowError, OSError):
+            raise ValueError(
+                f"SOURCE_DATE_EPOCH={epoch!r} is not a whole number of seconds since 1970"
+            ) from None
+    return datetime.now(timezone.utc)
 
 
 class Entity(BaseModel):

@@ -29,7 +29,6 @@ import json
 import logging
 import time
 from dataclasses import replace
-from datetime import datetime, timezone
 from typing import Any
 
 from medresearcher.agent.answer import extract_answer
@@ -51,7 +50,7 @@ from medresearcher.agent.steps import (
 from medresearcher.llm.errors import LLMError
 from medresearcher.llm.types import ToolCall
 from medresearcher.prompts import load_prompts
-from medresearcher.schema import Trajectory
+from medresearcher.schema import Trajectory, utc_now
 from medresearcher.stage_settings import AgentSettings
 from medresearcher.tokens import TokenCounter, count_message_tokens, qwen25_counter
 from medresearcher.tools.base import Observation, ToolBox
@@ -394,5 +393,5 @@ class _AgentRun:
             termination_detail=detail,
             stats=stats,
             usage=self.usage.to_dict(),
-            created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            created_at=utc_now().isoformat(timespec="seconds"),
         )

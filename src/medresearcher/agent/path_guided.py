@@ -455,18 +455,18 @@ def policy_for(
 ) -> PathGuidedPolicy:
     """A path-guided policy for ``record``, with entity names from the workspace's KG."""
     if names_of is None:
-        from medresearcher.kg import GraphStore
+        from medresearcher.kg import open_graph_store
         from medresearcher.workspace import Workspace
 
         kg_path = Workspace(settings.workspace).kg_path
-        if not kg_path.exists():
+        if settings.graph.backend == "sqlite" and not kg_path.exists():
             raise PolicyError(
                 f"{kg_path} does not exist: the path-guided policy reads entity names from the "
                 "knowledge graph (run `medresearcher kg import --demo` or `make demo`)"
             )
 
         def names_of(ids: Sequence[str]) -> dict[str, list[str]]:
-            with GraphStore(kg_path) as store:
+            with open_graph_store(settings) as store:
                 return store.names_of(ids)
 
     names = names_of(record.chain[0::2])

@@ -14,7 +14,7 @@ from rich.table import Table
 
 from medresearcher.cli.state import console
 from medresearcher.config import Settings
-from medresearcher.kg import GraphStore
+from medresearcher.kg import open_graph_store
 from medresearcher.schema import QARecord
 from medresearcher.workspace import JsonlWriter, Run, Workspace, read_jsonl
 
@@ -55,7 +55,7 @@ def _questions(ws: Workspace, settings: Settings, run: Run) -> list[QARecord]:
         min_hops=settings.qa.min_hops,
         near_duplicate_threshold=settings.qa.near_duplicate_threshold,
     )
-    with GraphStore(ws.kg_path) as store:
+    with open_graph_store(settings) as store:
         view = GraphView.from_store(store)
         anchors = sorted(
             e.id for e in store.iter_entities() if e.id.startswith("ORPHA:") and e.attrs.get("rare")

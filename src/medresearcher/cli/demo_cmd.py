@@ -75,10 +75,10 @@ def demo(ctx: typer.Context) -> None:
     """Run the offline demo: everything that needs no model, on the bundled data."""
     # The stages' libraries (graph, retriever, sampling, agent) load here, not at CLI start.
     from medresearcher.cli.demo_agent_steps import demo_qa_and_agent
-    from medresearcher.kg import GraphStore
+    from medresearcher.kg import open_graph_store
     from medresearcher.kg.io import import_records
     from medresearcher.kg.rarity import mine_rare_entities, write_seeds
-    from medresearcher.retrieval import EmbeddedRetriever, build_index
+    from medresearcher.retrieval import build_index, open_retriever
     from medresearcher.sampling import STRATEGIES, GraphView, mixed
 
     state = state_of(ctx)
@@ -112,12 +112,21 @@ def demo(ctx: typer.Context) -> None:
         console.print(
             "\n[bold cyan]2. The medical retriever[/] (medresearcher index build; index search)"
         )
-        index = build_index(iter_documents("demo"), ws.index_dir, source="bundle:demo")
+        if settings.retrieval.backend == "milvus":  # the configured engine, as for users
+            from medresearcher.retrieval.milvus_ingest import ingest_documents
+            from medresearcher.retrieval.open import milvus_uri
+
+            uri = milvus_uri(settings, ws.index_dir)
+            index = ingest_documents(
+                iter_documents("demo"), uri, settings.retrieval, source="bundle:demo"
+            )
+        else:
+            index = build_index(iter_documents("demo"), ws.index_dir, source="bundle:demo")
         console.print(
             f"indexed {index['n_docs']:,} documents in {index['build_s']} s "
             f"(lexical; add --dense for MiniLM embeddings) → {ws.index_dir}"
         )
-        retriever = EmbeddedRetriever(ws.index_dir, settings.retrieval)
+        retriever = open_retriever(settings, ws)
         print_entities(DEMO_QUERY, retriever.search_entities(DEMO_QUERY, k=5))
         retriever.close()
         run.count("index_documents", index["n_docs"])
@@ -126,7 +135,7 @@ def demo(ctx: typer.Context) -> None:
             "\n[bold cyan]3. The knowledge graph[/] (medresearcher kg import --demo; "
             "kg stats; kg mine-rare)"
         )
-        with GraphStore(ws.kg_path) as store:
+        with open_graph_store(settings) as store:
             import_records(store, bundle_dir("demo"))
             stats = store.stats()
             predicates = ", ".join(
@@ -152,7 +161,7 @@ def demo(ctx: typer.Context) -> None:
             "\n[bold cyan]4. Subgraph sampling[/] (medresearcher sample --strategy S "
             "--max-hops 4; sample show ID)"
         )
-        with GraphStore(ws.kg_path) as store:
+        with open_graph_store(settings) as store:
             view = GraphView.from_store(store)
             anchors = sorted(
                 e.id

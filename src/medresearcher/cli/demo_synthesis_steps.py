@@ -17,7 +17,7 @@ from rich.table import Table
 from medresearcher.cli.demo_agent_steps import spread
 from medresearcher.cli.state import console
 from medresearcher.config import Settings
-from medresearcher.kg import GraphStore
+from medresearcher.kg import open_graph_store
 from medresearcher.schema import QARecord, Trajectory
 from medresearcher.workspace import JsonlWriter, Run, Workspace, read_jsonl
 
@@ -48,7 +48,7 @@ def trajectories(ws: Workspace, settings: Settings, run: Run, records: list[QARe
     reasons: Counter[str] = Counter()
     passed: list[Trajectory] = []
     with (
-        GraphStore(ws.kg_path) as store,
+        open_graph_store(settings) as store,
         JsonlWriter(path.with_name(f"{DEMO_RUN}.filtered.jsonl")) as kept,
         JsonlWriter(path.with_name(f"{DEMO_RUN}.rejected.jsonl")) as dropped,
     ):

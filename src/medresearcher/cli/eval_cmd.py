@@ -20,10 +20,11 @@ from rich.table import Table
 from medresearcher.cli import eval_ask_cmd, eval_report_cmd
 from medresearcher.cli.agent_cmd import _tool_names, _toolbox
 from medresearcher.cli.eval_endpoints import judge_label, judge_of, make_judge, require_model
+from medresearcher.cli.executor_opts import ADDRESS, EXECUTOR, executor_kind
 from medresearcher.cli.state import CliState, console, state_of
 from medresearcher.errors import MedResearcherError
 from medresearcher.schema import EvalResult, QARecord, Trajectory
-from medresearcher.workspace import JsonlWriter, Run, progress_bar, read_jsonl
+from medresearcher.workspace import JsonlWriter, Run, Workspace, progress_bar, read_jsonl
 
 if TYPE_CHECKING:  # the runner imports the agent and the openai SDK: only when a command runs
     from medresearcher.evaluation.runner import EvalCounts
@@ -66,6 +67,8 @@ def run(
     ),
     max_turns: int | None = typer.Option(None, "--max-turns", min=1, help="Default: \\[agent]."),
     language: str | None = typer.Option(None, "--language", help="en or zh. Default: \\[agent]."),
+    executor: str | None = EXECUTOR,
+    ray_address: str | None = ADDRESS,
 ) -> None:
     """Run every item of a benchmark ROLLOUTS times, grade each answer, write results.jsonl."""
     from medresearcher.agent import AgentLimits
@@ -74,9 +77,7 @@ def run(
         check_run_config,
         load_results,
         path_guided_turns,
-        results_writer,
     )
-    from medresearcher.synthesis.decontaminate import checked_training_sets
 
     if policy not in POLICIES:
         raise typer.BadParameter(f"--policy is one of {', '.join(POLICIES)}")
@@ -127,22 +128,107 @@ def run(
     )
     if policy == "path_guided" and rollouts > 1:
         console.print("[dim]The path-guided policy is deterministic: its rollouts agree.[/]")
+    entry = manifest_entry(ws, name, benchmark, file, label, results_path, trajectories_path)
+    kind = executor_kind(settings, executor)
+    if kind == "ray":
+        from medresearcher.cli.eval_sharded import evaluate_sharded
+
+        counts, usage = evaluate_sharded(
+            state,
+            chosen,
+            kind=kind,
+            address=ray_address,
+            benchmark=benchmark.strip().lower(),
+            file=file,
+            results_path=results_path,
+            trajectories_path=trajectories_path,
+            manifest_entry=entry,
+            policy=policy,
+            endpoint=endpoint,
+            judge_endpoint=judge_endpoint,
+            tool_names=_tool_names(tools),
+            limits=limits,
+            rollouts=rollouts,
+            workers=workers,
+            language=language or settings.agent.language,
+        )
+    else:
+        counts, usage = _evaluate_local(
+            state,
+            name,
+            chosen,
+            benchmark,
+            entry,
+            results_path,
+            trajectories_path,
+            policy=policy,
+            endpoint=endpoint,
+            records=records,
+            judge_endpoint=judge_endpoint,
+            tools=tools,
+            limits=limits,
+            rollouts=rollouts,
+            workers=workers,
+            language=language or settings.agent.language,
+        )
+    chosen_ids = {item.item_id for item in chosen}
+    finished = [
+        r for r in load_results(results_path) if r.item_id in chosen_ids and r.rollout < rollouts
+    ]
+    _print_summary(name, finished, counts, usage)
+    if counts.written or not (ws.eval_dir(name) / "report.html").is_file():
+        _write_report(state, name)
+    if counts.failed:
+        raise MedResearcherError(
+            f"{counts.failed} of {counts.pairs} runs were not graded; run the same command "
+            f"again to retry them (first: {counts.failures[0]})"
+        )
+
+
+def _evaluate_local(  # type: ignore[no-untyped-def]
+    state,
+    name,
+    chosen,
+    benchmark,
+    entry,
+    results_path,
+    trajectories_path,
+    *,
+    policy,
+    endpoint,
+    records,
+    judge_endpoint,
+    tools,
+    limits,
+    rollouts,
+    workers,
+    language,
+):
+    """``--executor local``: the runner in this process, as before."""
+    from medresearcher.evaluation.runner import results_writer
+
+    ws = state.ws
+    settings = state.settings
     with (
         Run(ws, "eval-run", settings) as manifest,
         results_writer(results_path) as results,
         JsonlWriter(trajectories_path) as trajectories,
         progress_bar(console) as progress,
     ):
-        manifest.manifest["eval"] = {
-            "run": name,
-            "benchmark": benchmark,
-            "file": str(file),
-            "policy": label,
-            "results": str(results_path),
-            "trajectories": str(trajectories_path),
-            "decontamination": checked_training_sets(ws.root, file),
-        }
+        manifest.manifest["eval"] = entry
         task = progress.add_task(f"eval {name}", total=None)
+        where = {"done": 0, "total": None}
+
+        def plan(total: int, done: int) -> None:
+            progress.update(task, total=total, completed=done)
+            where.update(done=done, total=total)
+            manifest.progress(done, total, label="runs")
+
+        def advance(result: Any) -> None:
+            progress.advance(task)
+            where["done"] += 1
+            manifest.progress(where["done"], where["total"], label="runs")
+
         counts, usage = asyncio.run(
             _evaluate(
                 state,
@@ -158,26 +244,15 @@ def run(
                 limits=limits,
                 rollouts=rollouts,
                 workers=workers,
-                language=language or settings.agent.language,
-                on_plan=lambda total, done: progress.update(task, total=total, completed=done),
-                on_result=lambda result: progress.advance(task),
+                language=language,
+                on_plan=plan,
+                on_result=advance,
             )
         )
         for key, value in counts.to_dict().items():
             manifest.count(key, value)
         manifest.record_usage(usage)
-    chosen_ids = {item.item_id for item in chosen}
-    finished = [
-        r for r in load_results(results_path) if r.item_id in chosen_ids and r.rollout < rollouts
-    ]
-    _print_summary(name, finished, counts, usage)
-    if counts.written or not (ws.eval_dir(name) / "report.html").is_file():
-        _write_report(state, name)
-    if counts.failed:
-        raise MedResearcherError(
-            f"{counts.failed} of {counts.pairs} runs were not graded; run the same command "
-            f"again to retry them (first: {counts.failures[0]})"
-        )
+    return counts, usage
 
 
 async def _evaluate(
@@ -219,6 +294,31 @@ async def _evaluate(
         finally:
             await toolbox.aclose()
         return counts, gateway.usage_report()
+
+
+def manifest_entry(
+    ws: Workspace,
+    name: str,
+    benchmark: str,
+    file: Path,
+    label: str,
+    results_path: Path,
+    trajectories_path: Path,
+) -> dict[str, Any]:
+    """The ``eval`` part of an ``eval run`` manifest, the same on every executor: the run,
+    its benchmark and policy, where its files are, and which training sets were checked
+    against the benchmark for contamination (so a score can be read with that in mind)."""
+    from medresearcher.synthesis.decontaminate import checked_training_sets
+
+    return {
+        "run": name,
+        "benchmark": benchmark.strip().lower(),
+        "file": str(file),
+        "policy": label,
+        "results": str(results_path),
+        "trajectories": str(trajectories_path),
+        "decontamination": checked_training_sets(ws.root, file),
+    }
 
 
 def items_fingerprint(items: list[Any]) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -56,6 +57,12 @@ def build(
     dense_model: str = typer.Option(
         "minilm", "--dense-model", hidden=True, help="minilm, or hashing (a model-free stand-in)."
     ),
+    fresh: bool = typer.Option(
+        False,
+        "--fresh",
+        help="Milvus backend: drop the collection first (a build otherwise resumes, adding "
+        "only documents not yet there).",
+    ),
 ) -> None:
     """Index a corpus for `index search` and the agent's medical retriever tool."""
     from medresearcher.retrieval import build_index
@@ -67,6 +74,9 @@ def build(
     embedder: Embedder | None = None
     if dense:
         embedder = HashingEmbedder() if dense_model == "hashing" else MiniLMEmbedder()
+    if state.settings.retrieval.backend == "milvus":
+        build_milvus(state, source, documents, embedder, fresh=fresh)
+        return
     with Run(ws, "index-build", state.settings) as run:
         manifest = build_index(
             documents,
@@ -86,6 +96,44 @@ def build(
     if manifest["dense"]:
         line += f"; dense {manifest['dense']['model']} {manifest['dense']['docs_per_s']} docs/s"
     console.print(line + f") → {ws.index_dir}")
+
+
+def build_milvus(
+    state: CliState,
+    source: str,
+    documents: Iterable[Document],
+    embedder: Embedder | None,
+    *,
+    fresh: bool,
+) -> None:
+    """``index build`` with ``[retrieval] backend = "milvus"``: batches into the collection,
+    resuming (documents already there are skipped) unless ``fresh``."""
+    from medresearcher.retrieval.milvus_ingest import drop_collection, ingest_documents
+    from medresearcher.retrieval.open import milvus_uri
+
+    ws, retrieval = state.ws, state.settings.retrieval
+    uri = milvus_uri(retrieval, ws.index_dir)
+    if fresh and drop_collection(uri, retrieval):
+        console.print(f"dropped collection {retrieval.milvus.collection!r} at {uri}")
+    with Run(ws, "index-build", state.settings) as run:
+        manifest = ingest_documents(
+            documents,
+            uri,
+            retrieval,
+            embedder=embedder,
+            embedding_cache=ws.cache_dir / "embeddings.sqlite",
+            source=source,
+            progress=True,
+        )
+        run.count("documents", manifest["n_docs"])
+        run.count("inserted", manifest["inserted"])
+        run.count("skipped", manifest["skipped"])
+        run.timing("build_s", manifest["build_s"])
+    console.print(
+        f"indexed {manifest['n_docs']:,} documents from {source} in Milvus "
+        f"({manifest['inserted']:,} inserted at {manifest['docs_per_s']:,.0f} docs/s, "
+        f"{manifest['skipped']:,} already there) → {uri} [{manifest['collection']}]"
+    )
 
 
 @app.command("search")
@@ -115,10 +163,10 @@ def search(
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
 ) -> None:
     """Search the index: Score = λ·Rel + (1−λ)·Auth, each part shown."""
-    from medresearcher.retrieval import EmbeddedRetriever, SearchFilters
+    from medresearcher.retrieval import SearchFilters, open_retriever
 
     state = state_of(ctx)
-    retriever = EmbeddedRetriever(state.ws.index_dir, state.settings.retrieval)
+    retriever = open_retriever(state.settings, state.ws)
     filters = SearchFilters.of(
         source_types=source_type, year_from=year_from, year_to=year_to, entity_ids=entity
     )

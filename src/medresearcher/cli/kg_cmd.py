@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import typer
 from rich.table import Table
 
+from medresearcher.cli.executor_opts import ADDRESS, EXECUTOR, executor_kind
 from medresearcher.cli.state import console, state_of
 from medresearcher.data import bundle_dir
 from medresearcher.errors import InputError
@@ -22,9 +23,9 @@ app = typer.Typer(help="Build, inspect and export the knowledge graph.", no_args
 
 
 def open_store(ctx: typer.Context) -> GraphStore:
-    from medresearcher.kg import GraphStore
+    from medresearcher.kg import open_graph_store
 
-    return GraphStore(state_of(ctx).ws.kg_path)
+    return open_graph_store(state_of(ctx).settings)
 
 
 @app.command("import")
@@ -195,7 +196,7 @@ def expand_(
 
     from medresearcher.kg.expand import ExpansionConfig, expand
     from medresearcher.llm import LLMGateway
-    from medresearcher.retrieval import EmbeddedRetriever
+    from medresearcher.retrieval import open_retriever
 
     if discover not in ("on", "off"):
         raise typer.BadParameter("--discover is on or off")
@@ -219,9 +220,7 @@ def expand_(
     log_path = ws.runs_root / f"kg-{run_name}.steps.jsonl"
 
     async def go():
-        retriever = (
-            EmbeddedRetriever(ws.index_dir, state.settings.retrieval) if discovering else None
-        )
+        retriever = open_retriever(state.settings, ws) if discovering else None
         if not discovering:
             return await expand(
                 store, seed_ids, retriever=None, gateway=None, config=config, log_path=log_path
@@ -298,24 +297,51 @@ def mine_rare(
         help="LLM endpoint that keeps clinically significant candidates (optional).",
     ),
     out: str = typer.Option("seeds", "--out", help="Seeds file <workspace>/<out>.jsonl."),
+    baseline: list[Path] | None = typer.Option(
+        None,
+        "--baseline",
+        metavar="FILE",
+        exists=True,
+        dir_okay=False,
+        help="PubMed baseline/update XML files (.xml, .xml.gz) to count instead of a corpus; "
+        "repeat for each file. Counts per file are kept in <workspace>/<out>.mentions.jsonl "
+        "(resumable).",
+    ),
+    executor: str | None = EXECUTOR,
+    ray_address: str | None = ADDRESS,
 ) -> None:
     """Rare seed entities: mention rate in the corpus below τ (paper §3.1.1)."""
     import asyncio
 
-    from medresearcher.cli.index_cmd import corpus_source
     from medresearcher.kg.rarity import filter_candidates, mine_rare_entities, write_seeds
     from medresearcher.llm import LLMGateway
 
     state = state_of(ctx)
     ws = state.ws.ensure()
-    source, documents = corpus_source(state, corpus, bundle)
+    if baseline and (corpus is not None or bundle is not None):
+        raise typer.BadParameter("give --baseline files or --corpus / --bundle, not both")
+    kind = executor_kind(state.settings, executor)
+    if baseline:
+        source, documents = f"{len(baseline)} baseline files", None
+    else:
+        if kind == "ray":
+            console.print("[dim]--executor ray splits --baseline files; a corpus is one pass[/]")
+        from medresearcher.cli.index_cmd import corpus_source
+
+        source, documents = corpus_source(state, corpus, bundle)
     with Run(ws, "kg-mine-rare", state.settings) as run, open_store(ctx) as store:
         entities = list(store.iter_entities())
         if not entities:
             raise InputError(f"{store.path} is empty: run `medresearcher kg import --demo` first")
-        report = mine_rare_entities(
-            documents, entities, tau=tau, min_mentions=min_mentions, progress=True
-        )
+        if baseline:
+            counts_path = ws.root / f"{out}.mentions.jsonl"
+            report = _mine_baseline(
+                state, run, baseline, entities, counts_path, kind, ray_address, tau, min_mentions
+            )
+        else:
+            report = mine_rare_entities(
+                documents, entities, tau=tau, min_mentions=min_mentions, progress=True
+            )
         verdicts = None
         if llm_filter:
             state.settings.endpoint(llm_filter)  # unknown names fail here, listing the known
@@ -344,3 +370,28 @@ def mine_rare(
         f"{written} new seeds in {seeds_path}"
         + ("" if llm_filter else " (no LLM filter: --filter ENDPOINT adds one)")
     )
+
+
+def _mine_baseline(state, run, files, entities, counts_path, kind, address, tau, min_mentions):  # type: ignore[no-untyped-def]
+    """Mention counts per baseline file (one work item each; local or Ray), summed."""
+    from medresearcher.executor.stage_rarity import count_files, mentions_job, report_from_counts
+
+    if kind == "ray":
+        from medresearcher.cli.executor_opts import open_executor, record
+        from medresearcher.executor import run_job
+
+        job, items = mentions_job(files, settings=state.settings, counts_path=counts_path)
+        with open_executor(state.settings, kind, address) as executor:
+            report, _ = run_job(executor, job, items)
+        record(run, kind, [report])
+        run.count("files_counted", len(items))
+    else:
+        counted = [0]
+
+        def on_file(name: str) -> None:
+            counted[0] += 1
+            run.progress(counted[0], len(files), label="baseline files")
+
+        run.count("files_counted", count_files(files, entities, counts_path, on_file=on_file))
+    console.print(f"[dim]mention counts per file → {counts_path}[/]")
+    return report_from_counts(counts_path, files, entities, tau=tau, min_mentions=min_mentions)

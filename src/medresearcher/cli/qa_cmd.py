@@ -11,6 +11,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from medresearcher.cli.executor_opts import ADDRESS, EXECUTOR, executor_kind
 from medresearcher.cli.sample_cmd import STRATEGY_HELP, _anchors, chain_text
 from medresearcher.cli.state import CliState, console, state_of
 from medresearcher.errors import InputError
@@ -54,9 +55,11 @@ def generate(
         help="Start with a few anchors of every specialty, so small ones are not left out.",
     ),
     out: Path | None = typer.Option(None, "--out", help="Default: <workspace>/qa.jsonl."),
+    executor: str | None = EXECUTOR,
+    ray_address: str | None = ADDRESS,
 ) -> None:
     """Sample chains around rare anchors and write N checked questions (append-only)."""
-    from medresearcher.kg import GraphStore
+    from medresearcher.kg import open_graph_store
     from medresearcher.qa.batch import QABatchOptions, sampler_of
     from medresearcher.sampling import GraphView
 
@@ -89,9 +92,10 @@ def generate(
         workers=workers,
         balance_specialties=balance,
     )
+    kind = executor_kind(settings, executor)
     path = out or ws.qa_path
     rejected_path = path.with_name(path.stem + ".rejected.jsonl")
-    with GraphStore(ws.kg_path) as store:
+    with open_graph_store(settings) as store:
         view = GraphView.from_store(store)
         if not len(view):
             raise InputError(f"{ws.kg_path} is empty: run `medresearcher kg import --demo` first")
@@ -104,12 +108,22 @@ def generate(
             progress_bar(console) as progress,
         ):
             task = progress.add_task(f"questions ({writer})", total=n)
-            progress.update(task, completed=min(len(qa_out), n))
-            counts = asyncio.run(
-                _generate(
-                    state, store, view, pool, options, qa_out, rejected, samples, progress, task
+            done = [min(len(qa_out), n)]
+            progress.update(task, completed=done[0])
+            run.progress(done[0], n, label="questions")
+
+            def advance() -> None:
+                progress.advance(task)
+                done[0] += 1
+                run.progress(done[0], n, label="questions")
+
+            writers = (qa_out, rejected, samples)
+            if kind == "ray":
+                counts = _generate_sharded(
+                    state, store, view, pool, options, writers, advance, run, kind, ray_address
                 )
-            )
+            else:
+                counts = asyncio.run(_generate(state, store, view, pool, options, writers, advance))
             for key, value in counts.as_dict().items():
                 if isinstance(value, int):
                     run.count(key, value)
@@ -127,37 +141,42 @@ def generate(
         )
 
 
-async def _generate(state, store, view, pool, options, qa_out, rejected, samples, progress, task):  # type: ignore[no-untyped-def]
+async def _generate(state, store, view, pool, options, writers, advance):  # type: ignore[no-untyped-def]
     from medresearcher.qa.batch import generate_qa
 
-    def advance() -> None:
-        progress.advance(task)
-
+    qa_out, rejected, samples = writers
+    kwargs = {"out": qa_out, "rejected": rejected, "samples": samples, "on_item": advance}
     if options.writer == "template":
-        return await generate_qa(
-            store,
-            view,
-            pool,
-            options,
-            out=qa_out,
-            rejected=rejected,
-            samples=samples,
-            on_item=advance,
-        )
+        return await generate_qa(store, view, pool, options, **kwargs)
     from medresearcher.llm import LLMGateway
 
     async with LLMGateway(state.settings) as gateway:
-        return await generate_qa(
-            store,
-            view,
-            pool,
-            options,
-            out=qa_out,
-            rejected=rejected,
-            samples=samples,
-            gateway=gateway,
-            on_item=advance,
+        return await generate_qa(store, view, pool, options, gateway=gateway, **kwargs)
+
+
+def _generate_sharded(state, store, view, pool, options, writers, advance, run, kind, address):  # type: ignore[no-untyped-def]
+    """``--executor ray``: the writer calls in shard tasks; checks and order stay here."""
+    from medresearcher.cli.executor_opts import open_executor, record
+    from medresearcher.executor.stage_qa import generate_qa_sharded
+
+    qa_out, rejected, samples = writers
+    with open_executor(state.settings, kind, address) as executor:
+        counts, rounds = asyncio.run(
+            generate_qa_sharded(
+                executor,
+                store,
+                view,
+                pool,
+                options,
+                settings=state.settings,
+                out=qa_out,
+                rejected=rejected,
+                samples=samples,
+                on_item=advance,
+            )
         )
+    record(run, kind, rounds)
+    return counts
 
 
 @app.command("show")
@@ -168,7 +187,7 @@ def show(
     as_json: bool = typer.Option(False, "--json", help="Print the record as JSON."),
 ) -> None:
     """One question with its answer, chain, cheat sheet, checks and difficulty."""
-    from medresearcher.kg import GraphStore
+    from medresearcher.kg import open_graph_store
 
     state = state_of(ctx)
     path = qa_file(state, file)
@@ -184,7 +203,7 @@ def show(
         f"answer: [green]{escape(record.answer)}[/]"
         + (f"  (also: {escape(aliases)})" if aliases else "")
     )
-    with GraphStore(state.ws.kg_path) as store:
+    with open_graph_store(state.settings) as store:
         sample = Sample(
             id=record.sample_id,
             strategy=record.strategy,

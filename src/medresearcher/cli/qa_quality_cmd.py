@@ -13,6 +13,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from medresearcher.cli.executor_opts import ADDRESS, EXECUTOR, executor_kind
 from medresearcher.cli.qa_cmd import qa_file, qa_summary
 from medresearcher.cli.state import CliState, console, state_of
 from medresearcher.errors import InputError
@@ -37,7 +38,7 @@ def check(
     k: int | None = typer.Option(None, "--k", min=1, help="Closed-book answers per question."),
 ) -> None:
     """Run every check again (after edits, or on model-written files) → <name>.checked.jsonl."""
-    from medresearcher.kg import GraphStore
+    from medresearcher.kg import open_graph_store
     from medresearcher.qa.batch import check_record
 
     state = state_of(ctx)
@@ -49,7 +50,7 @@ def check(
     samples = _sample_index(state)
     out_path = path.with_name(path.stem + ".checked.jsonl")
     with (
-        GraphStore(state.ws.kg_path) as store,
+        open_graph_store(state.settings) as store,
         Run(state.ws, "qa-check", settings) as run,
         JsonlWriter(out_path) as out,
     ):
@@ -104,10 +105,10 @@ def calibrate(
     ),
     k: int | None = typer.Option(None, "--k", min=1, help="Answers per model and question."),
     max_level: int | None = typer.Option(None, "--max-level", min=1),
+    executor: str | None = EXECUTOR,
+    ray_address: str | None = ADDRESS,
 ) -> None:
     """Regenerate questions a reference model answers closed-book (> 50 %) at level + 1."""
-    from medresearcher.kg import GraphStore
-
     state = state_of(ctx)
     settings = state.settings
     names = (
@@ -125,66 +126,101 @@ def calibrate(
     path = qa_file(state, file)
     out_path = path.with_name(path.stem + ".calibrated.jsonl")
     records = [r for r in read_jsonl(path, QARecord) if r.passed]
-    with (
-        GraphStore(state.ws.kg_path) as store,
-        Run(state.ws, "qa-calibrate", settings) as run,
-        JsonlWriter(out_path) as out,
-        progress_bar(console) as progress,
-    ):
-        done = (
-            {str(row.get("provenance", {}).get("calibrated_from")) for row in read_jsonl(out_path)}
-            if out_path.exists()
-            else set()
+    k = k or settings.qa.closed_book_k
+    max_level = max_level or settings.qa.max_level
+    kind = executor_kind(settings, executor)
+    if kind == "ray":
+        levels = _calibrate_sharded(
+            state, records, out_path, names, k, max_level, kind, ray_address
         )
-        todo = [r for r in records if r.id not in done]
-        task = progress.add_task("calibrating", total=len(todo))
-        levels = asyncio.run(
-            _calibrate(
-                state,
-                store,
-                todo,
-                names,
-                k or settings.qa.closed_book_k,
-                max_level or settings.qa.max_level,
-                out,
-                lambda: progress.advance(task),
-            )
-        )
-        run.count("calibrated", len(levels))
+    else:
+        levels = _calibrate_local(state, records, out_path, names, k, max_level)
     spread = ", ".join(f"level {lvl}: {n}" for lvl, n in sorted(Counter(levels).items()))
     console.print(f"{len(levels)} questions calibrated → {out_path} ({spread or 'none'})")
 
 
-async def _calibrate(state, store, records, panel, k, max_level, out, advance):  # type: ignore[no-untyped-def]
+def _calibrate_local(  # type: ignore[no-untyped-def]
+    state: CliState, records: list[QARecord], out_path: Path, panel, k: int, max_level: int
+) -> list[int]:
+    """``--executor local``: each record in turn, in this process."""
+    from medresearcher.executor.stage_quality import calibrated_from
+    from medresearcher.kg import open_graph_store
+
+    settings = state.settings
+    done = calibrated_from(out_path)
+    todo = [r for r in records if r.id not in done]
+    with (
+        open_graph_store(settings) as store,
+        Run(state.ws, "qa-calibrate", settings) as run,
+        JsonlWriter(out_path) as out,
+        progress_bar(console) as progress,
+    ):
+        task = progress.add_task("calibrating", total=len(todo))
+
+        def write(record: QARecord) -> None:
+            out.write(record)
+            progress.advance(task)
+            run.count("calibrated")
+            run.progress(run.manifest["counts"]["calibrated"], len(todo), label="calibrating")
+
+        levels = asyncio.run(_calibrate(state, store, todo, panel, k, max_level, write, run))
+    return levels
+
+
+def _calibrate_sharded(  # type: ignore[no-untyped-def]
+    state: CliState,
+    records: list[QARecord],
+    out_path: Path,
+    panel,
+    k: int,
+    max_level: int,
+    kind: str,
+    address: str | None,
+) -> list[int]:
+    """``--executor ray``: the records not calibrated yet as shards, merged by id."""
+    from medresearcher.cli.executor_opts import open_executor, record, shard_progress
+    from medresearcher.executor import run_job
+    from medresearcher.executor.stage_quality import calibrate_job
+
+    settings = state.settings
+    job, items = calibrate_job(
+        records, settings=settings, out_path=out_path, panel=panel, k=k, max_level=max_level
+    )
+    with (
+        Run(state.ws, "qa-calibrate", settings) as run,
+        open_executor(settings, kind, address) as executor,
+        progress_bar(console) as progress,
+    ):
+        task = progress.add_task(f"calibrating ({kind})", total=len(items))
+        on_shard = shard_progress(progress, task, run, total=len(items), label="calibrating")
+        report, _ = run_job(executor, job, items, on_shard=on_shard)
+        run.count("calibrated", int(report.counts.get("calibrated", 0)))
+        run.record_usage(report.counts.get("usage") or {})
+        record(run, kind, [report])
+    levels = report.counts.get("levels") or {}
+    return [int(level) for level, n in sorted(levels.items()) for _ in range(int(n))]
+
+
+async def _calibrate(state, store, records, panel, k, max_level, write, run):  # type: ignore[no-untyped-def]
     from medresearcher.llm import LLMGateway
-    from medresearcher.qa.batch import harder_question
-    from medresearcher.qa.calibration import calibrate as calibrate_record
+    from medresearcher.qa.calibration import calibrate_records
     from medresearcher.sampling import GraphView
 
     settings = state.settings
-    view = GraphView.from_store(store)
-    levels: list[int] = []
     async with LLMGateway(settings) as gateway:
-
-        async def regenerate(record: QARecord, level: int) -> QARecord | None:
-            return await harder_question(
-                record, level, store, view, gateway=gateway, min_hops=settings.qa.min_hops
-            )
-
-        for record in records:
-            result = await calibrate_record(
-                record,
-                gateway=gateway,
-                panel=panel,
-                k=k,
-                too_easy_above=settings.qa.too_easy_above,
-                max_level=max_level,
-                regenerate=regenerate,
-            )
-            provenance = {**result.provenance, "calibrated_from": record.id}
-            out.write(result.model_copy(update={"provenance": provenance}))
-            levels.append(result.difficulty.level)
-            advance()
+        levels = await calibrate_records(
+            records,
+            gateway=gateway,
+            store=store,
+            view=GraphView.from_store(store),
+            panel=panel,
+            k=k,
+            too_easy_above=settings.qa.too_easy_above,
+            max_level=max_level,
+            min_hops=settings.qa.min_hops,
+            write=write,
+        )
+        run.record_usage(gateway.usage_report())
     return levels
 
 
@@ -194,7 +230,7 @@ def tag(
     write: bool = typer.Option(False, "--write", help="Write <name>.tagged.jsonl."),
 ) -> None:
     """Tag specialties from the KG's classification of each chain's diseases (offline)."""
-    from medresearcher.kg import GraphStore
+    from medresearcher.kg import open_graph_store
     from medresearcher.qa.specialties import SPECIALTIES, specialties_of
 
     state = state_of(ctx)
@@ -202,7 +238,7 @@ def tag(
     records = list(read_jsonl(path, QARecord))
     counts: Counter[str] = Counter()
     tagged = []
-    with GraphStore(state.ws.kg_path) as store:
+    with open_graph_store(state.settings) as store:
         for record in records:
             # Both lines of an intersect question count: its placeholders name them all.
             ids = dict.fromkeys([*record.chain[::2], *record.placeholders.values()])

@@ -44,7 +44,7 @@ def sample(
     """Sample N subgraphs around rare anchors and write them to samples.jsonl (resumable)."""
     if ctx.invoked_subcommand is not None:
         return
-    from medresearcher.kg import GraphStore
+    from medresearcher.kg import open_graph_store
     from medresearcher.sampling import STRATEGIES, GraphView, mixed
 
     strategies = {**STRATEGIES, "mixed": mixed}  # mixed draws among the other four
@@ -53,7 +53,7 @@ def sample(
         raise typer.BadParameter(f"--strategy is one of {', '.join(strategies)}")
     state = state_of(ctx)
     ws = state.ws.ensure()
-    with GraphStore(ws.kg_path) as store:
+    with open_graph_store(state.settings) as store:
         view = GraphView.from_store(store)
         if not len(view):
             raise InputError(f"{ws.kg_path} is empty: run `medresearcher kg import --demo` first")
@@ -85,14 +85,14 @@ def show(
     samples: str = typer.Option("samples", "--samples", help="<workspace>/<name>.jsonl"),
 ) -> None:
     """Draw a sample's chain as text, with the entities' names."""
-    from medresearcher.kg import GraphStore
+    from medresearcher.kg import open_graph_store
 
     ws = state_of(ctx).ws
     path = ws.root / f"{samples}.jsonl"
     found = next((s for s in read_jsonl(path, Sample) if s.id == sample_id), None)
     if found is None:
         raise InputError(f"{path}: no sample {sample_id!r}")
-    with GraphStore(ws.kg_path) as store:
+    with open_graph_store(state_of(ctx).settings) as store:
         console.print(chain_text(found, store))
         console.print(
             f"[dim]{found.strategy}, seed {found.seed}, {found.hops} hops, "

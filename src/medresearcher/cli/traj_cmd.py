@@ -17,6 +17,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from medresearcher.cli.executor_opts import ADDRESS, EXECUTOR, executor_kind
 from medresearcher.cli.state import CliState, console, require_model, state_of
 from medresearcher.errors import InputError
 from medresearcher.schema import QARecord
@@ -81,6 +82,8 @@ def generate(
     language: str | None = typer.Option(
         None, "--language", help="en or zh prompts (default: each question's language)."
     ),
+    executor: str | None = EXECUTOR,
+    ray_address: str | None = ADDRESS,
 ) -> None:
     """Roll the agent out over QA records; a share α gets the masked-chain scaffold."""
     from medresearcher.synthesis.augment import METHODS
@@ -108,6 +111,23 @@ def generate(
     records = list(read_jsonl(qa_path, QARecord))
     name = run_name or ("path_guided" if policy == "path_guided" else f"llm-{endpoint}")
     out_path = ws.trajectories_path(name)
+    options: dict[str, Any] = {
+        "rollouts": rollouts,
+        "workers": workers,
+        "alpha": alpha,
+        "seed": seed,
+        "augment_rate": augment_rate,
+        "augment_method": augment_method,
+        "include_failed_checks": include_failed,
+        "language": language,
+    }
+    kind = executor_kind(settings, executor)
+    if kind == "ray":
+        counts = _generate_sharded(
+            state, records, out_path, policy, endpoint, kind, ray_address, options
+        )
+        _print_summary(counts, out_path)
+        return
     with (
         Run(ws, f"traj-generate-{policy}", settings) as run,
         JsonlWriter(out_path) as out,
@@ -125,10 +145,14 @@ def generate(
             "output": str(out_path),
         }
         usable = {r.id for r in records if r.passed or include_failed}
-        task = progress.add_task(f"trajectories ({policy})", total=len(usable) * rollouts)
+        total = len(usable) * rollouts
+        task = progress.add_task(f"trajectories ({policy})", total=total)
+        finished = [0]
 
         def advance(outcome: ItemOutcome) -> None:
             progress.advance(task)
+            finished[0] += 1
+            run.progress(finished[0], total, label="trajectories")
             if outcome.status == "failed" and outcome.detail:
                 progress.console.print(f"[yellow]no trajectory[/] {escape(outcome.detail)}")
 
@@ -174,6 +198,43 @@ async def _generate(
             **options,
         )
         return counts, gateway.usage_report()
+
+
+def _generate_sharded(
+    state: CliState,
+    records: list[QARecord],
+    out_path: Path,
+    policy: str,
+    endpoint: str,
+    kind: str,
+    address: str | None,
+    options: dict[str, Any],
+) -> GenerationCounts:
+    """``--executor ray``: the pending (record, rollout) items as shards, merged by id."""
+    from medresearcher.cli.executor_opts import open_executor, record, shard_progress
+    from medresearcher.executor import run_job
+    from medresearcher.executor.stage_traj import generate_counts, generate_job
+
+    settings = state.settings
+    job, items = generate_job(
+        records, settings=settings, out_path=out_path, policy=policy, endpoint=endpoint, **options
+    )
+    with (
+        Run(state.ws, f"traj-generate-{policy}", settings) as run,
+        open_executor(settings, kind, address) as executor,
+        progress_bar(console) as progress,
+    ):
+        run.manifest["params"] = {"policy": policy, "output": str(out_path), **options}
+        task = progress.add_task(f"trajectories ({policy}, {kind})", total=len(items))
+        on_shard = shard_progress(progress, task, run, total=len(items), label="trajectories")
+        report, _ = run_job(executor, job, items, on_shard=on_shard)
+        counts = generate_counts(records, report.counts, pending=len(items), **options)
+        for key, value in counts.as_dict().items():
+            if isinstance(value, int):
+                run.count(key, value)
+        run.record_usage(report.counts.get("usage") or {})
+        record(run, kind, [report])
+    return counts
 
 
 def _print_summary(counts: GenerationCounts, path: Path) -> None:

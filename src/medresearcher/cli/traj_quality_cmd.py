@@ -4,7 +4,8 @@ Each reads ``<workspace>/trajectories/<run>.jsonl`` (or a file beside it) and wr
 beside it — ``<run>.filtered.jsonl`` and ``<run>.rejected.jsonl``, ``<run>.rewritten.jsonl``
 and ``<run>.rewrite_rejected.jsonl``, ``<run>.stats.png`` — append-only and resumable: a record
 whose id is already in an output is skipped. The ``traj`` app (``cli/traj_cmd.py``) registers
-these plain functions as its commands.
+these plain functions as its commands; their ``--executor ray`` paths are in
+:mod:`medresearcher.cli.traj_sharded`.
 """
 
 from __future__ import annotations
@@ -12,14 +13,16 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import typer
 from rich.table import Table
 
+from medresearcher.cli.executor_opts import ADDRESS, EXECUTOR, executor_kind
 from medresearcher.cli.state import CliState, console, state_of
+from medresearcher.cli.traj_sharded import filter_sharded, rewrite_sharded
 from medresearcher.errors import ConfigError, InputError
 from medresearcher.schema import QARecord, Trajectory
 from medresearcher.workspace import JsonlWriter, Run, progress_bar, read_jsonl
@@ -79,8 +82,11 @@ def filter(
         None, "--judge", help="\\[llm.*] endpoint that grades what the rules cannot decide."
     ),
     workers: int = typer.Option(8, "--workers", min=1, help="Concurrent judge calls."),
+    executor: str | None = EXECUTOR,
+    ray_address: str | None = ADDRESS,
 ) -> None:
     """Apply the quality rules → <RUN>.filtered.jsonl and <RUN>.rejected.jsonl, with reasons."""
+    from medresearcher.executor.stage_traj import filter_trajectories
     from medresearcher.synthesis.filters import RULES, FilterConfig
 
     state = state_of(ctx)
@@ -110,9 +116,29 @@ def filter(
         _run_file(state, run, ".filtered"),
         _run_file(state, run, ".rejected"),
     )
+    if settings.graph.backend == "sqlite" and not state.ws.kg_path.is_file():
+        console.print(
+            f"[yellow]no knowledge graph at {state.ws.kg_path}: the leak rule looks for "
+            "entity ids and the answer's names only[/]"
+        )
+    kind = executor_kind(settings, executor)
+    if kind == "ray":
+        new = filter_sharded(
+            state,
+            source,
+            records,
+            config,
+            passed_path,
+            rejected_path,
+            judge,
+            workers,
+            kind,
+            ray_address,
+        )
+        _print_filter_summary(passed_path, rejected_path, new)
+        return
     done = _ids(passed_path, rejected_path)
     todo = [t for t in read_jsonl(source, Trajectory) if t.id not in done]
-    names = _NameLookup(state)
     with (
         Run(state.ws, "traj-filter", settings) as manifest,
         JsonlWriter(passed_path) as passed_out,
@@ -121,14 +147,27 @@ def filter(
     ):
         manifest.manifest["filter_config"] = config.model_dump()
         task = progress.add_task("filtering", total=len(todo))
+        finished = [0]
 
         def write(trajectory: Trajectory) -> None:
             ok = bool(trajectory.filters and trajectory.filters["passed"])
             (passed_out if ok else rejected_out).write(trajectory)
             manifest.count("passed" if ok else "rejected")
             progress.advance(task)
+            finished[0] += 1
+            manifest.progress(finished[0], len(todo), label="filtering")
 
-        usage = asyncio.run(_filter_all(state, todo, records, config, names, judge, workers, write))
+        usage = asyncio.run(
+            filter_trajectories(
+                todo,
+                settings=settings,
+                records=records,
+                config=config,
+                judge_endpoint=judge,
+                workers=workers,
+                write=write,
+            )
+        )
         if usage:
             manifest.record_usage(usage)
     _print_filter_summary(passed_path, rejected_path, len(todo))
@@ -145,78 +184,6 @@ def _qa_records(state: CliState, qa_file: Path | None, rules: Sequence[str]) -> 
             )
         return {}
     return {record.id: record for record in read_jsonl(path, QARecord)}
-
-
-class _NameLookup:
-    """Names and aliases of a chain's entities from the workspace graph, for the leak rule."""
-
-    def __init__(self, state: CliState) -> None:
-        self.path = state.ws.kg_path
-        self._store: Any = None
-        self.warned = False
-
-    def __call__(self, record: QARecord | None) -> Mapping[str, Sequence[str]]:
-        if record is None:
-            return {}
-        if not self.path.is_file():
-            if not self.warned:
-                console.print(
-                    f"[yellow]no knowledge graph at {self.path}: the leak rule looks for "
-                    "entity ids and the answer's names only[/]"
-                )
-                self.warned = True
-            return {}
-        if self._store is None:
-            from medresearcher.kg import GraphStore
-
-            self._store = GraphStore(self.path)
-        return self._store.names_of([*record.chain[0::2], *record.placeholders.values()])
-
-    def close(self) -> None:
-        if self._store is not None:
-            self._store.close()
-
-
-async def _filter_all(
-    state: CliState,
-    todo: list[Trajectory],
-    records: dict[str, QARecord],
-    config: Any,
-    names: _NameLookup,
-    judge_endpoint: str | None,
-    workers: int,
-    write: Callable[[Trajectory], None],
-) -> dict[str, Any]:
-    """Judge (when asked) and filter each trajectory, writing each as soon as it is done."""
-    from medresearcher.synthesis.filters import apply_filters, judge_trajectory
-
-    def finish(trajectory: Trajectory) -> None:
-        record = records.get(trajectory.qa_id or "")
-        write(apply_filters(trajectory, record, config, names_by_id=names(record)))
-
-    try:
-        if not judge_endpoint or "judge_correct" not in config.rules:
-            for trajectory in todo:
-                finish(trajectory)
-            return {}
-        from medresearcher.grading import Judge
-        from medresearcher.llm import LLMGateway
-
-        async with LLMGateway(state.settings) as gateway:
-            judge = Judge(gateway, judge_endpoint)
-            limit = asyncio.Semaphore(workers)
-
-            async def one(trajectory: Trajectory) -> None:
-                record = records.get(trajectory.qa_id or "")
-                if record is not None and trajectory.final_answer:
-                    async with limit:
-                        trajectory = await judge_trajectory(trajectory, record, judge=judge)
-                finish(trajectory)
-
-            await asyncio.gather(*(one(t) for t in todo))
-            return gateway.usage_report()
-    finally:
-        names.close()
 
 
 def _print_filter_summary(passed_path: Path, rejected_path: Path, new: int) -> None:
@@ -251,6 +218,8 @@ def rewrite(
         None, "--input", dir_okay=False, help="Default: <RUN>.filtered.jsonl."
     ),
     workers: int = typer.Option(4, "--workers", min=1, help="Trajectories rewritten at once."),
+    executor: str | None = EXECUTOR,
+    ray_address: str | None = ADDRESS,
 ) -> None:
     """Rewrite each thought into self-contained reasoning → <RUN>.rewritten.jsonl."""
     state = state_of(ctx)
@@ -267,6 +236,13 @@ def rewrite(
     _require(source, f"run `medresearcher traj filter {run}` first, or pass --input FILE")
     kept_path = _run_file(state, run, ".rewritten")
     rejected_path = _run_file(state, run, ".rewrite_rejected")
+    kind = executor_kind(settings, executor)
+    if kind == "ray":
+        new, reasons = rewrite_sharded(
+            state, source, kept_path, rejected_path, endpoint, workers, kind, ray_address
+        )
+        _print_rewrite_summary(new, reasons, kept_path, rejected_path)
+        return
     done = _ids(kept_path, rejected_path)
     todo = [t for t in read_jsonl(source, Trajectory) if t.id not in done]
     reasons: Counter[str] = Counter()
@@ -277,6 +253,7 @@ def rewrite(
         progress_bar(console) as progress,
     ):
         task = progress.add_task("rewriting", total=len(todo))
+        finished = [0]
 
         def write(outcome: Any) -> None:
             if isinstance(outcome, Trajectory):
@@ -287,12 +264,20 @@ def rewrite(
                 manifest.count("rejected")
                 reasons[outcome.reason] += 1
             progress.advance(task)
+            finished[0] += 1
+            manifest.progress(finished[0], len(todo), label="rewriting")
 
         usage = asyncio.run(_rewrite_all(state, todo, endpoint, workers, write))
         manifest.record_usage(usage)
+    _print_rewrite_summary(len(todo), reasons, kept_path, rejected_path)
+
+
+def _print_rewrite_summary(
+    new: int, reasons: Counter[str], kept_path: Path, rejected_path: Path
+) -> None:
     rejected = sum(reasons.values())
     console.print(
-        f"{len(todo) - rejected} of {len(todo)} trajectories rewritten → {kept_path}; "
+        f"{new - rejected} of {new} trajectories rewritten → {kept_path}; "
         f"{rejected} rejected → {rejected_path}"
     )
     if reasons:
@@ -310,17 +295,10 @@ async def _rewrite_all(
     write: Callable[[Any], None],
 ) -> dict[str, Any]:
     from medresearcher.llm import LLMGateway
-    from medresearcher.synthesis.rewrite import rewrite_trajectory
+    from medresearcher.synthesis.rewrite import rewrite_all
 
     async with LLMGateway(state.settings) as gateway:
-        limit = asyncio.Semaphore(workers)
-
-        async def one(trajectory: Trajectory) -> None:
-            async with limit:
-                outcome = await rewrite_trajectory(trajectory, gateway=gateway, endpoint=endpoint)
-            write(outcome)
-
-        await asyncio.gather(*(one(t) for t in todo))
+        await rewrite_all(todo, gateway=gateway, endpoint=endpoint, workers=workers, write=write)
         return gateway.usage_report()
 
 

@@ -27,7 +27,6 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,7 +41,7 @@ from medresearcher.evaluation.policies import (
     path_guided_policies,
     path_guided_turns,
 )
-from medresearcher.schema import EvalResult, Trajectory
+from medresearcher.schema import EvalResult, Trajectory, utc_now
 from medresearcher.tools.base import ToolBox
 from medresearcher.workspace import JsonlWriter, read_jsonl
 
@@ -330,7 +329,7 @@ def _guard_stopped(
             "limit did not end it; its steps were not recorded"
         ),
         stats={"turns": 0, "tool_calls": 0, "elapsed_s": round(seconds, 3), "guard": True},
-        created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        created_at=utc_now().isoformat(timespec="seconds"),
     )
 
 

@@ -46,6 +46,7 @@ __all__ = [
     "RarityReport",
     "filter_candidates",
     "mine_rare_entities",
+    "select_rare",
     "write_seeds",
 ]
 
@@ -158,14 +159,41 @@ def mine_rare_entities(
             counts.update(matcher.count(text))
             if advance is not None:
                 advance()
+    return select_rare(
+        counts,
+        entity_list,
+        tokens=tokens,
+        documents=n_docs,
+        tau=tau,
+        allowed_types=allowed_types,
+        min_mentions=min_mentions,
+    )
+
+
+def select_rare(
+    counts: Mapping[str, int],
+    entities: Iterable[Entity],
+    *,
+    tokens: int,
+    documents: int,
+    tau: float = DEFAULT_TAU,
+    allowed_types: Sequence[str] = RARE_TYPES,
+    min_mentions: int = 1,
+) -> RarityReport:
+    """The rare candidates of mention ``counts`` over a corpus of ``tokens`` (§3.1.1).
+
+    The selection step of :func:`mine_rare_entities`, on its own so that counts made
+    elsewhere — one PubMed baseline file per task on a cluster, summed — select the same
+    candidates as one pass over the whole corpus.
+    """
     allowed, least = set(allowed_types), max(1, min_mentions)
     candidates = {
-        e.id: RareCandidate(e.id, e.name, e.type, counts[e.id], counts[e.id] / tokens)
-        for e in entity_list
-        if e.type in allowed and counts[e.id] >= least and counts[e.id] / tokens < tau
+        e.id: RareCandidate(e.id, e.name, e.type, counts.get(e.id, 0), counts.get(e.id, 0) / tokens)
+        for e in entities
+        if e.type in allowed and counts.get(e.id, 0) >= least and counts.get(e.id, 0) / tokens < tau
     }
     ordered = sorted(candidates.values(), key=lambda c: (c.rate, c.entity_id))
-    return RarityReport(tokens, n_docs, dict(counts), ordered, tau, min_mentions)
+    return RarityReport(tokens, documents, dict(counts), ordered, tau, min_mentions)
 
 
 # -- the LLM filter -------------------------------------------------------------------------

@@ -6,7 +6,8 @@ every iteration; here one SQLite file (WAL mode: readers while one writer works)
 everything, indexed for the questions the samplers and expansion ask: neighbours by
 predicate and type, degree, lookups by alias and xref.
 
-Merging is order-independent, so importing sources in any order gives the same graph:
+Merging is order-independent (the rules live in :mod:`medresearcher.kg.merge`, shared with
+the PostgreSQL store), so importing sources in any order gives the same graph:
 
 - aliases and xrefs are unions; every name an entity was given is kept as an alias;
 - the name, description and each attribute come from the contribution whose
@@ -18,9 +19,7 @@ Merging is order-independent, so importing sources in any order gives the same g
 from __future__ import annotations
 
 import json
-import re
 import sqlite3
-import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -29,6 +28,14 @@ from typing import Any
 import networkx as nx
 
 from medresearcher.errors import InputError
+from medresearcher.kg.merge import (
+    EntityRow,
+    canonical_json,
+    merge_entity,
+    normalise_name,
+    relation_context,
+    row_of,
+)
 from medresearcher.schema import Entity, Relation
 
 __all__ = ["GraphStore", "normalise_name"]
@@ -58,28 +65,9 @@ CREATE TABLE IF NOT EXISTS relation_sources (
     confidence REAL NOT NULL, PRIMARY KEY (relation_id, source));
 """
 
-_SPACE = re.compile(r"[\s\-_/,]+")
 # When twins share an xref, the Orphanet record is the one to link to (the graph is built
 # around rare disorders; retrieval's entity_of makes the same choice).
 _PREFERRED = "(entity_id NOT LIKE 'ORPHA:%'), entity_id"
-
-
-def normalise_name(name: str) -> str:
-    """Case-, accent- and punctuation-folded name for matching ("Anderson–Fabry disease" →
-    "anderson fabry disease")."""
-    dashes = "".join("-" if unicodedata.category(c) == "Pd" else c for c in name)
-    folded = unicodedata.normalize("NFKD", dashes).encode("ascii", "ignore").decode("ascii")
-    folded = folded.casefold().replace("'s ", " ").replace("'", "")
-    return _SPACE.sub(" ", re.sub(r"[^\w\s\-/,]", " ", folded)).strip()
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-
-
-def _first(candidates: Iterable[tuple[str, Any]]) -> tuple[str, Any]:
-    """The (source, value) pair that sorts first: the order-independent winner."""
-    return min(candidates, key=lambda pair: (pair[0], _dumps(pair[1])))
 
 
 class GraphStore:
@@ -171,93 +159,33 @@ class GraphStore:
                 target = found[0]
                 row = self.db.execute("SELECT * FROM entities WHERE id = ?", (target,)).fetchone()
         if row is None:
-            self.db.execute(
-                "INSERT INTO entities VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                (
-                    target,
-                    entity.type,
-                    entity.name,
-                    entity.source,
-                    normalise_name(entity.name),
-                    entity.description,
-                    entity.source if entity.description else None,
-                    _dumps(entity.attrs),
-                    _dumps({k: entity.source for k in entity.attrs}),
-                    entity.mentions,
-                    entity.source,
-                ),
-            )
-            names = set(entity.aliases)
+            merged, names = row_of(entity, target), set(entity.aliases)
+            self.db.execute("INSERT INTO entities VALUES (?,?,?,?,?,?,?,?,?,?,?)", merged.columns())
         else:
-            names = self._merge_into(row, entity)
+            merged, names = merge_entity(EntityRow.from_columns(row), entity)
+            self.db.execute(
+                "UPDATE entities SET type=?, name=?, name_source=?, norm_name=?, description=?, "
+                "description_source=?, attrs=?, attr_sources=?, mentions=?, source=? WHERE id=?",
+                (*merged.columns()[1:], merged.id),
+            )
         for alias in names:
             self.db.execute(
                 "INSERT OR IGNORE INTO aliases VALUES (?,?,?)",
                 (target, alias, normalise_name(alias)),
             )
-        current = self.db.execute("SELECT name FROM entities WHERE id = ?", (target,)).fetchone()[0]
-        self.db.execute("DELETE FROM aliases WHERE entity_id = ? AND alias = ?", (target, current))
+        self.db.execute(
+            "DELETE FROM aliases WHERE entity_id = ? AND alias = ?", (target, merged.name)
+        )
         for xref in entity.xrefs:
             if xref != target:
                 self.db.execute("INSERT OR IGNORE INTO xrefs VALUES (?,?)", (target, xref))
         return target
 
-    def _merge_into(self, row: sqlite3.Row | tuple, entity: Entity) -> set[str]:
-        (
-            id_,
-            type_,
-            name,
-            name_source,
-            _,
-            description,
-            description_source,
-            attrs,
-            attr_sources,
-            mentions,
-            source,
-        ) = row
-        new_name_source, new_name = _first([(name_source, name), (entity.source, entity.name)])
-        names = {name, entity.name, *entity.aliases} - {new_name}
-        if entity.description and description:
-            description_source, description = _first(
-                [(description_source, description), (entity.source, entity.description)]
-            )
-        elif entity.description:
-            description_source, description = entity.source, entity.description
-        attrs, attr_sources = json.loads(attrs), json.loads(attr_sources)
-        for key, value in entity.attrs.items():
-            if key in attrs:
-                attr_sources[key], attrs[key] = _first(
-                    [(attr_sources[key], attrs[key]), (entity.source, value)]
-                )
-            else:
-                attrs[key], attr_sources[key] = value, entity.source
-        if entity.mentions is not None:
-            mentions = max(mentions or 0, entity.mentions)
-        self.db.execute(
-            "UPDATE entities SET type=?, name=?, name_source=?, norm_name=?, description=?, "
-            "description_source=?, attrs=?, attr_sources=?, mentions=?, source=? WHERE id=?",
-            (
-                min(type_, entity.type) if type_ != entity.type else type_,
-                new_name,
-                new_name_source,
-                normalise_name(new_name),
-                description,
-                description_source,
-                _dumps(attrs),
-                _dumps(attr_sources),
-                mentions,
-                min(source, entity.source),
-                id_,
-            ),
-        )
-        return names
-
     def _add_relation(self, relation: Relation, *, record: int) -> bool:
         for end, field in ((relation.subj, "subj"), (relation.obj, "obj")):
             if not self.db.execute("SELECT 1 FROM entities WHERE id = ?", (end,)).fetchone():
                 raise InputError(f"relation {record}: {field}: entity {end!r} is not in the graph")
-        context = _dumps([relation.temporal, relation.spatial, relation.clinical])
+        context = relation_context(relation)
         cursor = self.db.execute(
             "INSERT OR IGNORE INTO relations (subj, pred, obj, context, temporal, spatial, "
             "clinical) VALUES (?,?,?,?,?,?,?)",
@@ -266,9 +194,9 @@ class GraphStore:
                 relation.pred,
                 relation.obj,
                 context,
-                _dumps(relation.temporal),
-                _dumps(relation.spatial),
-                _dumps(relation.clinical),
+                canonical_json(relation.temporal),
+                canonical_json(relation.spatial),
+                canonical_json(relation.clinical),
             ),
         )
         added = cursor.rowcount == 1
@@ -358,7 +286,7 @@ class GraphStore:
 
     def sources_of(self, relation: Relation) -> list[str]:
         """Every source that asserted ``relation`` (its provenance)."""
-        context = _dumps([relation.temporal, relation.spatial, relation.clinical])
+        context = relation_context(relation)
         return [
             s
             for (s,) in self.db.execute(
@@ -467,6 +395,49 @@ class GraphStore:
             graph.add_edge(r.subj, r.obj, key=r.pred, **r.model_dump(exclude={"subj", "obj"}))
         return graph
 
+    # -- projections for sampling -------------------------------------------------------
+
+    def iter_node_facts(self) -> Iterator[tuple[str, str, dict[str, Any], int | None]]:
+        """``(id, type, attrs, mentions)`` of every entity: what a sampling view keeps."""
+        for id_, type_, attrs, mentions in self.db.execute(
+            "SELECT id, type, attrs, mentions FROM entities ORDER BY id"
+        ):
+            yield id_, type_, json.loads(attrs), mentions
+
+    def iter_triples(self) -> Iterator[tuple[str, str, str]]:
+        """``(subj, pred, obj)`` of every relation, streamed."""
+        yield from self.db.execute("SELECT subj, pred, obj FROM relations")
+
+    def node_facts(self, ids: Iterable[str]) -> dict[str, tuple[str, dict[str, Any], int | None]]:
+        """``id → (type, attrs, mentions)`` for the ids that exist."""
+        found = {}
+        for chunk in _chunks(sorted(set(ids))):
+            marks = ",".join("?" * len(chunk))
+            for id_, type_, attrs, mentions in self.db.execute(
+                f"SELECT id, type, attrs, mentions FROM entities WHERE id IN ({marks})", chunk
+            ):
+                found[id_] = (type_, json.loads(attrs), mentions)
+        return found
+
+    def adjacency(self, ids: Iterable[str]) -> dict[str, list[tuple[str, str, bool]]]:
+        """``id → [(other end, predicate, forward)]`` for every relation touching each of
+        ``ids``, both directions: how samplers fetch neighbourhoods in batches."""
+        wanted = sorted(set(ids))
+        found: dict[str, list[tuple[str, str, bool]]] = {i: [] for i in wanted}
+        for chunk in _chunks(wanted):
+            marks = ",".join("?" * len(chunk))
+            for node, pred, other, forward in self.db.execute(
+                f"SELECT subj, pred, obj, 1 FROM relations WHERE subj IN ({marks}) UNION ALL "
+                f"SELECT obj, pred, subj, 0 FROM relations WHERE obj IN ({marks})",
+                (*chunk, *chunk),
+            ):
+                found[node].append((other, pred, bool(forward)))
+        return found
+
+    def count_entities(self) -> int:
+        (n,) = self.db.execute("SELECT count(*) FROM entities").fetchone()
+        return int(n)
+
     def stats(self) -> dict[str, Any]:
         by_type = dict(
             self.db.execute(
@@ -492,6 +463,12 @@ class GraphStore:
             "relations_by_predicate": by_pred,
             "relation_assertions_by_source": dict(by_source.most_common()),
         }
+
+
+def _chunks(items: list[str], size: int = 400) -> Iterator[list[str]]:
+    """Slices of ``items`` short enough for SQLite's bound-parameter limit."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
 class _Transaction:

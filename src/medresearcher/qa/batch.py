@@ -15,7 +15,7 @@ import asyncio
 import logging
 import random
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -35,17 +35,21 @@ if TYPE_CHECKING:
 __all__ = [
     "QABatchCounts",
     "QABatchOptions",
+    "WriteFn",
+    "anchor_order",
     "balanced_by_specialty",
     "chain_names",
     "check_record",
     "generate_qa",
     "harder_question",
     "sampler_of",
+    "write_sample",
 ]
 
 logger = logging.getLogger(__name__)
 
 Sampler = Callable[..., Sample | None]
+WriteFn = Callable[[Sample, int], Awaitable[Any]]
 
 
 @dataclass(frozen=True)
@@ -155,15 +159,21 @@ async def generate_qa(
     samples: JsonlWriter | None = None,
     gateway: LLMGateway | None = None,
     on_item: Callable[[], None] | None = None,
+    write: WriteFn | None = None,
 ) -> QABatchCounts:
     """Write ``options.n`` checked questions into ``out`` (counting those already there).
 
     Near-duplicate questions are dropped (counted); writer rejections go to ``rejected``
     with their reason; every other record is written with its ``checks``, passing or not,
     so that ``qa stats`` can say why questions fail.
+
+    ``write(sample, index)`` replaces the writer call of each sample (a QARecord, a
+    rejection, or None for an unsupported paradigm): the Ray executor passes one that
+    returns what shard tasks wrote (:mod:`medresearcher.executor.stage_qa`), while
+    checks, near duplicates and the count stay here, in anchor order.
     """
     sampler = sampler_of(options.strategy)
-    if options.writer == "llm" and gateway is None:
+    if options.writer == "llm" and gateway is None and write is None:
         raise InputError("the llm writer needs an LLM gateway and a configured endpoint")
     if not anchors:
         raise InputError("no anchors to sample from: import a graph (`kg import --demo`) first")
@@ -176,10 +186,7 @@ async def generate_qa(
         duplicates.add(record_id, str(row.get("question", "")))
 
     counts = QABatchCounts()
-    order = list(anchors)
-    random.Random(options.seed).shuffle(order)
-    if options.balance_specialties:
-        order = balanced_by_specialty(order, store)
+    order = anchor_order(anchors, store, options)
     workers = max(1, options.workers)
     position = 0
     while counts.written + counts.already_done < options.n and position < len(order):
@@ -201,7 +208,12 @@ async def generate_qa(
                 continue
             chunk.append((index, sample))
         results = await asyncio.gather(
-            *(_write(sample, store, options, gateway, index) for index, sample in chunk)
+            *(
+                write(sample, index)
+                if write is not None
+                else _write(sample, store, options, gateway, index)
+                for index, sample in chunk
+            )
         )
         for (_, sample), result in zip(chunk, results, strict=True):
             if samples is not None and sample.id not in samples:
@@ -231,6 +243,29 @@ async def generate_qa(
             if on_item is not None:
                 on_item()
     return counts
+
+
+def anchor_order(anchors: Sequence[str], store: GraphStore, options: QABatchOptions) -> list[str]:
+    """The order :func:`generate_qa` visits anchors in: a seeded permutation, specialties
+    balanced at the front when asked; anchor ``i`` of it is sampled with seed ``seed + i``."""
+    order = list(anchors)
+    random.Random(options.seed).shuffle(order)
+    if options.balance_specialties:
+        order = balanced_by_specialty(order, store)
+    return order
+
+
+async def write_sample(
+    sample: Sample,
+    store: GraphStore,
+    options: QABatchOptions,
+    gateway: LLMGateway | None,
+    index: int,
+) -> Any:
+    """What the writer of ``options`` makes of ``sample`` (anchor ``index`` of the order):
+    a QARecord, a rejection (:class:`~medresearcher.qa.llm_writer.QARejection`), or None
+    when the template writer has no question of the asked paradigm for it."""
+    return await _write(sample, store, options, gateway, index)
 
 
 async def _write(

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from medresearcher.errors import ConfigError
 from medresearcher.grading.rules import grade_by_rules
@@ -27,9 +27,17 @@ from medresearcher.prompts import load_prompts
 from medresearcher.schema import CalibrationRound, CheckResult, Difficulty, QARecord
 
 if TYPE_CHECKING:
+    from medresearcher.kg import GraphStore
     from medresearcher.llm import LLMGateway
+    from medresearcher.sampling import GraphView
 
-__all__ = ["calibrate", "closed_book_accuracy", "closed_book_answers", "closed_book_check"]
+__all__ = [
+    "calibrate",
+    "calibrate_records",
+    "closed_book_accuracy",
+    "closed_book_answers",
+    "closed_book_check",
+]
 
 log = logging.getLogger(__name__)
 
@@ -167,3 +175,45 @@ async def calibrate(
     difficulty = Difficulty(level=level, calibrated=not too_easy, rounds=rounds)
     checks = {**current.checks, "calibration": CheckResult(passed=not too_easy, detail=detail)}
     return current.model_copy(update={"difficulty": difficulty, "checks": checks})
+
+
+async def calibrate_records(
+    records: Iterable[QARecord],
+    *,
+    gateway: LLMGateway,
+    store: GraphStore,
+    view: GraphView,
+    panel: Sequence[str],
+    k: int,
+    too_easy_above: float = 0.5,
+    max_level: int = 4,
+    min_hops: int = 2,
+    write: Callable[[QARecord], Any],
+) -> list[int]:
+    """:func:`calibrate` each record in turn, regenerating harder ones from the graph
+    (:func:`~medresearcher.qa.batch.harder_question`); ``write`` gets each result as soon as
+    it is done, with ``provenance["calibrated_from"]`` naming the record it started from.
+
+    The one loop of ``qa calibrate``, in this process or in a shard task of the Ray
+    executor; returns the level each record ended at.
+    """
+    from medresearcher.qa.batch import harder_question
+
+    async def regenerate(record: QARecord, level: int) -> QARecord | None:
+        return await harder_question(record, level, store, view, gateway=gateway, min_hops=min_hops)
+
+    levels: list[int] = []
+    for record in records:
+        result = await calibrate(
+            record,
+            gateway=gateway,
+            panel=panel,
+            k=k,
+            too_easy_above=too_easy_above,
+            max_level=max_level,
+            regenerate=regenerate,
+        )
+        provenance = {**result.provenance, "calibrated_from": record.id}
+        write(result.model_copy(update={"provenance": provenance}))
+        levels.append(result.difficulty.level)
+    return levels

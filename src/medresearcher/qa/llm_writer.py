@@ -33,7 +33,7 @@ from medresearcher.errors import InputError
 from medresearcher.llm.errors import StructuredOutputError
 from medresearcher.prompts import load_prompts
 from medresearcher.qa.writer_validation import WrittenQuestion, validate_written
-from medresearcher.schema import MASK, Difficulty, Entity, QAParadigm, QARecord, Sample
+from medresearcher.schema import MASK, Difficulty, Entity, QAParadigm, QARecord, Sample, utc_now
 
 if TYPE_CHECKING:
     from medresearcher.kg.store import GraphStore
@@ -178,7 +178,7 @@ def _extra_facts(end: Entity, chain_ids: set[str], store: GraphStore) -> list[st
 def _timestamp(now: datetime | str | None) -> str:
     if isinstance(now, str):
         return now
-    moment = now or datetime.now(timezone.utc)
+    moment = now or utc_now()
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
     return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")

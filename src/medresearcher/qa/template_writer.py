@@ -43,7 +43,7 @@ from medresearcher.qa.obfuscation import (
 )
 from medresearcher.qa.specialties import specialties_of
 from medresearcher.qa.template_answers import answer_of, supported_paradigms, value_of
-from medresearcher.schema import Difficulty, QAParadigm, QARecord, Sample
+from medresearcher.schema import Difficulty, QAParadigm, QARecord, Sample, utc_now
 
 __all__ = ["PARADIGMS", "TEMPLATE_VERSION", "UnsupportedParadigm", "write_template_question"]
 
@@ -199,7 +199,7 @@ def _question(
 def _now(now: datetime | str | None) -> str:
     if isinstance(now, str):
         return now
-    moment = now or datetime.now(timezone.utc)
+    moment = now or utc_now()
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
     return moment.astimezone(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")

@@ -14,6 +14,7 @@ from medresearcher.retrieval.backend import (
     SearchHit,
     entity_of,
 )
+from medresearcher.retrieval.open import open_index, open_retriever
 from medresearcher.retrieval.retriever import EmbeddedRetriever, build_index, document_text
 
 __all__ = [
@@ -27,4 +28,6 @@ __all__ = [
     "build_index",
     "document_text",
     "entity_of",
+    "open_index",
+    "open_retriever",
 ]

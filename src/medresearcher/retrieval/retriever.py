@@ -41,16 +41,16 @@ from medresearcher.retrieval.dense import DenseIndex, Embedder, HashingEmbedder,
 from medresearcher.retrieval.docstore import DocStore, write_docstore
 from medresearcher.retrieval.embedding_cache import CachedEmbedder
 from medresearcher.retrieval.fielded import FieldedLexicalIndex
+from medresearcher.retrieval.ranking import fuse, min_max, normalised_bm25, rerank
 from medresearcher.retrieval.topk import top_k
 from medresearcher.schema import Document
 
-__all__ = ["INDEX_FORMAT", "EmbeddedRetriever", "build_index", "document_text"]
+__all__ = ["INDEX_FORMAT", "EmbeddedRetriever", "build_index", "document_text", "embedder_for"]
 
 log = logging.getLogger(__name__)
 
 INDEX_FORMAT = 2
 MANIFEST = "index.json"
-RRF_K = 60
 
 
 def document_text(doc: Document) -> str:
@@ -174,7 +174,7 @@ class EmbeddedRetriever:
         if self.manifest.get("dense"):
             self.dense = DenseIndex.load(self.folder / "dense")
             if self.embedder is None:
-                self.embedder = _embedder_for(self.manifest["dense"])
+                self.embedder = embedder_for(self.manifest["dense"])
         self.authority = self._authority(current_year)
 
     @property
@@ -242,10 +242,10 @@ class EmbeddedRetriever:
         candidates = np.union1d(lex_ids, dense_ids)
         if candidates.size == 0:
             return []
-        lexical = _normalised_bm25(candidates, lex_ids, lex_scores)
+        lexical = normalised_bm25(candidates, lex_ids, lex_scores)
         dense = None
         if dense_ids.size and similarities is not None:
-            dense = _min_max(similarities[candidates].astype(np.float64))
+            dense = min_max(similarities[candidates].astype(np.float64))
         relevance = self._fuse(candidates, lexical, dense, lex_ids, dense_ids)
         return self._rank(candidates, relevance, lexical, dense, lam, k)
 
@@ -290,13 +290,7 @@ class EmbeddedRetriever:
         lex_ids: np.ndarray,
         dense_ids: np.ndarray,
     ) -> np.ndarray:
-        if dense is None:
-            return lexical
-        if self.settings.fusion == "rrf":
-            score = _rrf(candidates, lex_ids) + _rrf(candidates, dense_ids)
-            return score / (2.0 / (RRF_K + 1))
-        weight = self.settings.dense_weight
-        return (1.0 - weight) * lexical + weight * dense
+        return fuse(self.settings, candidates, lexical, dense, lex_ids, dense_ids)
 
     def _rank(
         self,
@@ -307,19 +301,10 @@ class EmbeddedRetriever:
         lam: float,
         k: int,
     ) -> list[SearchHit]:
-        config = self.settings
-        order = np.argsort(-relevance, kind="stable")
-        best = float(relevance[order[0]])
-        window = [
-            i for i in order[: config.rerank_depth] if relevance[i] >= config.relevance_floor * best
-        ]
-        in_window = set(window)
         authority = self.authority[candidates]
-        score = lam * relevance + (1.0 - lam) * authority
-        reranked = sorted(window, key=lambda i: (-score[i], -relevance[i]))
-        rest = [i for i in order if i not in in_window]
+        order, score, in_window = rerank(relevance, authority, lam, self.settings)
         hits = []
-        for position in (reranked + rest)[:k]:
+        for position in order[:k]:
             hits.append(
                 SearchHit(
                     document=self.docs.get(int(candidates[position])),
@@ -334,30 +319,8 @@ class EmbeddedRetriever:
         return hits
 
 
-def _normalised_bm25(candidates: np.ndarray, ids: np.ndarray, scores: np.ndarray) -> np.ndarray:
-    """BM25 / the query's best BM25, 0 for candidates BM25 did not return."""
-    out = np.zeros(candidates.size, dtype=np.float64)
-    if ids.size:
-        out[np.searchsorted(candidates, ids)] = scores / float(scores.max())
-    return out
-
-
-def _min_max(values: np.ndarray) -> np.ndarray:
-    """Cosine scaled to [0, 1] over the candidates (lexical-only candidates included)."""
-    low, high = float(values.min()), float(values.max())
-    if high - low < 1e-9:
-        return np.ones_like(values)
-    return (values - low) / (high - low)
-
-
-def _rrf(candidates: np.ndarray, ranked_ids: np.ndarray) -> np.ndarray:
-    out = np.zeros(candidates.size, dtype=np.float64)
-    positions = np.searchsorted(candidates, ranked_ids)
-    out[positions] = 1.0 / (RRF_K + np.arange(1, ranked_ids.size + 1))
-    return out
-
-
-def _embedder_for(info: dict) -> Embedder:
+def embedder_for(info: dict) -> Embedder:
+    """The query encoder for an index built with ``info`` (its dense manifest)."""
     model = str(info.get("model", ""))
     if model.startswith("hashing-"):
         return HashingEmbedder(dim=int(info["dim"]))

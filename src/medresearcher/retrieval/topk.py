@@ -16,6 +16,13 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
     k = min(k, scores.size)
     if k <= 0:
         return np.empty(0, dtype=np.int64)
-    part = np.argpartition(-scores, k - 1)[:k] if k < scores.size else np.arange(scores.size)
+    if k < scores.size:
+        # argpartition picks arbitrarily among scores tied at the k-th place; keep the
+        # lowest indices of that tie so every engine (embedded, Milvus) cuts the same way.
+        threshold = scores[np.argpartition(-scores, k - 1)[k - 1]]
+        above = np.flatnonzero(scores > threshold)
+        part = np.concatenate([above, np.flatnonzero(scores == threshold)[: k - above.size]])
+    else:
+        part = np.arange(scores.size)
     order = part[np.lexsort((part, -scores[part]))]
     return order[np.isfinite(scores[order])].astype(np.int64)

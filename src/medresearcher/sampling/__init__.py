@@ -8,6 +8,7 @@ Build a :class:`GraphView` once, then draw seeded samples from rare anchors::
 
 from medresearcher.sampling.graph import GraphView, rarity_score
 from medresearcher.sampling.search import longest_path
+from medresearcher.sampling.store_view import StoreGraphView
 from medresearcher.sampling.strategies import (
     STRATEGIES,
     augmented_chain,
@@ -30,6 +31,7 @@ __all__ = [
     "STRATEGIES",
     "ChainRules",
     "GraphView",
+    "StoreGraphView",
     "augmented_chain",
     "community_core_path",
     "competing_ends",

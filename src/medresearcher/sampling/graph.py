@@ -17,9 +17,15 @@ import networkx as nx
 from medresearcher.schema import Entity, Relation
 
 if TYPE_CHECKING:
+    from medresearcher.kg.postgres_store import PostgresGraphStore
     from medresearcher.kg.store import GraphStore
+    from medresearcher.sampling.store_view import StoreGraphView
 
-__all__ = ["GraphView", "Step", "rarity_score"]
+__all__ = ["IN_MEMORY_MAX_ENTITIES", "GraphView", "Step", "rarity_score"]
+
+#: Above this many entities :meth:`GraphView.from_store` reads the store on demand
+#: (a view holds ~1 kB per node with its steps; 5 million nodes is several GB).
+IN_MEMORY_MAX_ENTITIES = 2_000_000
 
 # (neighbour, predicate, forward): forward=False means the stored edge points the other way.
 Step = tuple[str, str, bool]
@@ -103,9 +109,30 @@ class GraphView:
         return cls(types, rarity, triples)
 
     @classmethod
-    def from_store(cls, store: GraphStore) -> GraphView:
-        """From a :class:`~medresearcher.kg.store.GraphStore`."""
-        return cls.from_records(store.iter_entities(), store.iter_relations())
+    def from_store(
+        cls, store: GraphStore | PostgresGraphStore, *, in_memory: bool | None = None
+    ) -> GraphView | StoreGraphView:
+        """From a graph store (SQLite or PostgreSQL), through the interface both share.
+
+        In memory (the default up to :data:`IN_MEMORY_MAX_ENTITIES` entities), the view
+        reads two streamed projections: ids with type and rarity inputs, and the
+        ``(subj, pred, obj)`` triples. Past that, or with ``in_memory=False``, it returns
+        a :class:`~medresearcher.sampling.store_view.StoreGraphView` that fetches
+        neighbourhoods from the store in batches, so a graph larger than memory can still
+        be sampled; both give the same samples.
+        """
+        if in_memory is None:
+            in_memory = store.count_entities() <= IN_MEMORY_MAX_ENTITIES
+        if not in_memory:
+            from medresearcher.sampling.store_view import StoreGraphView
+
+            return StoreGraphView(store)
+        types: dict[str, str] = {}
+        rarity: dict[str, float] = {}
+        for node, type_, attrs, mentions in store.iter_node_facts():
+            types[node] = type_
+            rarity[node] = rarity_score(attrs, mentions, node)
+        return cls(types, rarity, store.iter_triples())
 
     # -- queries ----------------------------------------------------------------------
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -120,6 +120,7 @@ async def generate_trajectories(
     augment_method: Method = "auto",
     include_failed_checks: bool = False,
     language: str | None = None,
+    only: Collection[tuple[str, int]] | None = None,
 ) -> GenerationCounts:
     """Generate one trajectory per (record, rollout) into ``out`` (paper §3.2).
 
@@ -154,6 +155,11 @@ async def generate_trajectories(
         Use records whose QA checks failed too.
     language:
         Prompt language (default: each record's own).
+    only:
+        Run only these (QA id, rollout) items: one shard of a distributed run
+        (:mod:`medresearcher.executor`). The guided split is still drawn over the whole
+        batch, so an item gets the same guidance whichever shard runs it; the other items
+        are neither run nor reported.
 
     Returns
     -------
@@ -208,6 +214,8 @@ async def generate_trajectories(
     )
     queue: asyncio.Queue[tuple[QARecord, int, bool]] = asyncio.Queue()
     for qa_id, rollout in items:
+        if only is not None and (qa_id, rollout) not in only:
+            continue
         is_guided = (qa_id, rollout) in guided
         done = {trajectory_id(qa_id, name, rollout, mode) for mode in ("mtg", "none")} & out.ids
         if done:

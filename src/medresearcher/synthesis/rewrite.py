@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -38,6 +39,7 @@ __all__ = [
     "RewriteRejection",
     "RewrittenCall",
     "RewrittenStep",
+    "rewrite_all",
     "rewrite_trajectory",
 ]
 
@@ -187,6 +189,29 @@ async def rewrite_trajectory(
         },
     }
     return trajectory.model_copy(update={"messages": messages, "stats": stats})
+
+
+async def rewrite_all(
+    todo: Sequence[Trajectory],
+    *,
+    gateway: Any,
+    endpoint: str,
+    workers: int = 4,
+    write: Callable[[Trajectory | RewriteRejection], Any],
+) -> None:
+    """:func:`rewrite_trajectory` over ``todo``, ``workers`` at a time; ``write`` gets each
+    outcome (the rewritten trajectory or its rejection) as soon as it is done.
+
+    The one loop of ``traj rewrite``, in this process or in a shard task of the Ray executor.
+    """
+    limit = asyncio.Semaphore(max(1, workers))
+
+    async def one(trajectory: Trajectory) -> None:
+        async with limit:
+            outcome = await rewrite_trajectory(trajectory, gateway=gateway, endpoint=endpoint)
+        write(outcome)
+
+    await asyncio.gather(*(one(t) for t in todo))
 
 
 def _steps(trajectory: Trajectory) -> list[_Step]:

@@ -18,8 +18,8 @@ from typing import TypeVar
 
 from medresearcher.config import RetrievalSettings
 from medresearcher.errors import MedResearcherError
-from medresearcher.retrieval import EmbeddedRetriever, RetrieverBackend
-from medresearcher.retrieval.retriever import MANIFEST
+from medresearcher.retrieval import RetrieverBackend, open_index
+from medresearcher.retrieval.open import index_exists
 from medresearcher.retrieval.tokenize import tokenize
 from medresearcher.tools.search_interface import SearchBackend, WebResult
 
@@ -58,17 +58,17 @@ class WorkspaceIndex:
 
     @property
     def available(self) -> bool:
-        return self._retriever is not None or (self.folder / MANIFEST).is_file()
+        return self._retriever is not None or index_exists(self.settings, self.folder)
 
     def retriever(self) -> RetrieverBackend:
         """The retriever (opening it now if needed); a clear error when there is no index."""
         if self._retriever is None:
-            if not (self.folder / MANIFEST).is_file():
+            if not index_exists(self.settings, self.folder):
                 raise IndexMissingError(
                     f"no retriever index in {self.folder}: build one with "
                     "`medresearcher index build` (or run `make demo`)"
                 )
-            self._retriever = EmbeddedRetriever(self.folder, self.settings)
+            self._retriever = open_index(self.settings, self.folder)
         return self._retriever
 
     async def run(self, work: Callable[[RetrieverBackend], T]) -> T:
@@ -82,8 +82,8 @@ class WorkspaceIndex:
 
     def close(self) -> None:
         with self._lock:
-            if self._owned and isinstance(self._retriever, EmbeddedRetriever):
-                self._retriever.close()
+            if self._owned and self._retriever is not None:
+                self._retriever.close()  # type: ignore[attr-defined]  # every backend has close()
                 self._retriever = None
 
 
