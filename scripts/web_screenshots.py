@@ -19,17 +19,8 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+from medresearcher.web.headless import CHROMIUM, CHROMIUM_ARGS
+
 ANCHOR = "ORPHA:324"  # Fabry disease
 
 
@@ -72,7 +63,9 @@ def main() -> int:
             route.abort()
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=list(CHROMIUM_ARGS)
+        )
         context = browser.new_context(viewport={"width": 1440, "height": 860})
         context.route("**/*", guard)
         page = context.new_page()

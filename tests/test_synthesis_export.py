@@ -25,59 +25,24 @@ from medresearcher.synthesis.chat_template import (
 )
 from medresearcher.synthesis.export import FORMATS, export_trajectories
 from medresearcher.synthesis.export_verl import decode_verl_sft_row, read_verl_sft
+from tests.trajectory_fixtures import (
+    DOCUMENT_READ_TOOL,
+    MEDICAL_RETRIEVER_TOOL,
+    SYSTEM,
+    WEB_SEARCH_TOOL,
+    demo_qa,
+    tool_call,
+)
 
 # ---------------------------------------------------------------- crafted records
 
-TOOLS = [
-    {
-        "type": "function",
-        "function": {
-            "name": "web_search",
-            "description": "Search the web.",
-            "parameters": {
-                "type": "object",
-                "properties": {"queries": {"type": "array", "items": {"type": "string"}}},
-                "required": ["queries"],
-            },
-        },
-    },
-    {
-        "type": "function",
-        "function": {
-            "name": "document_read",
-            "description": "Read one document.",
-            "parameters": {
-                "type": "object",
-                "properties": {"url_or_id": {"type": "string"}, "goal": {"type": "string"}},
-                "required": ["url_or_id"],
-            },
-        },
-    },
-    {
-        "type": "function",
-        "function": {
-            "name": "medical_retriever",
-            "description": "Search the medical index.",
-            "parameters": {
-                "type": "object",
-                "properties": {"query": {"type": "string"}, "k": {"type": "integer"}},
-                "required": ["query"],
-            },
-        },
-    },
-]
-SYSTEM = "You are MedResearcher. Use the tools; end with <answer>…</answer>."
+TOOLS = [WEB_SEARCH_TOOL, DOCUMENT_READ_TOOL, MEDICAL_RETRIEVER_TOOL]
 GUIDANCE = (
     "Research guidance for this question (private: it is not part of the conversation).\n"
     "1. ([MASK], has_phenotype, [MASK])\n"
     "Never mention this guidance, the plan, the placeholders or [MASK] in your reasoning."
 )
 REASONING = "The question names angiokeratoma; a lysosomal disease is likely."
-
-
-def call(call_id: str, name: str, arguments: dict[str, Any] | str) -> dict[str, Any]:
-    text = arguments if isinstance(arguments, str) else json.dumps(arguments, ensure_ascii=False)
-    return {"id": call_id, "type": "function", "function": {"name": name, "arguments": text}}
 
 
 def english_messages(question: str = "Which disease fits angiokeratoma?") -> list[dict[str, Any]]:
@@ -89,8 +54,8 @@ def english_messages(question: str = "Which disease fits angiokeratoma?") -> lis
             "content": "I will search broadly and read the GLA record at once.",
             "reasoning_content": REASONING,
             "tool_calls": [
-                call("c1", "web_search", {"queries": ["angiokeratoma <disease> & enzyme"]}),
-                call("c2", "document_read", {"url_or_id": "ORPHA:324", "goal": "key signs"}),
+                tool_call("c1", "web_search", {"queries": ["angiokeratoma <disease> & enzyme"]}),
+                tool_call("c2", "document_read", {"url_or_id": "ORPHA:324", "goal": "key signs"}),
             ],
         },
         {"role": "tool", "tool_call_id": "c1", "content": "[1] Fabry disease — corpus://ORPHA:324"},
@@ -98,7 +63,9 @@ def english_messages(question: str = "Which disease fits angiokeratoma?") -> lis
         {
             "role": "assistant",
             "content": "Check the medical index too.",
-            "tool_calls": [call("c3", "medical_retriever", {"query": "Fabry disease", "k": 5})],
+            "tool_calls": [
+                tool_call("c3", "medical_retriever", {"query": "Fabry disease", "k": 5})
+            ],
         },
         {"role": "tool", "tool_call_id": "c3", "content": "1. Fabry disease [ORPHA:324]"},
         {
@@ -117,7 +84,7 @@ def chinese_messages() -> list[dict[str, Any]]:
             "role": "assistant",
             "content": "先检索医学索引。",
             "reasoning_content": "血管角化瘤提示溶酶体贮积病。",
-            "tool_calls": [call("z1", "medical_retriever", {"query": "血管角化瘤 疾病"})],
+            "tool_calls": [tool_call("z1", "medical_retriever", {"query": "血管角化瘤 疾病"})],
         },
         {"role": "tool", "tool_call_id": "z1", "content": "1. 法布里病 [ORPHA:324]"},
         {"role": "assistant", "content": "证据一致。\n<answer>法布里病</answer>"},
@@ -143,18 +110,7 @@ def trajectory(tid: str, qa_id: str | None, messages: list[dict[str, Any]], **ex
 
 
 def qa(qa_id: str, question: str, answer: str, language: str = "en") -> QARecord:
-    return QARecord(
-        id=qa_id,
-        question=question,
-        answer=answer,
-        answer_aliases=[f"{answer} (alias)"],
-        chain=["ORPHA:324", "has_phenotype", "HP:0001014"],
-        sample_id="S:1",
-        strategy="random_walk",
-        hops=1,
-        language=language,  # type: ignore[arg-type]
-        created_at="2026-01-01T00:00:00+00:00",
-    )
+    return demo_qa(qa_id, question, answer, answer_aliases=[f"{answer} (alias)"], language=language)
 
 
 def forced_answer_messages() -> list[dict[str, Any]]:
@@ -173,7 +129,7 @@ def guided_system_messages() -> list[dict[str, Any]]:
 def double_encoded_messages() -> list[dict[str, Any]]:
     messages = english_messages("Which disease, double encoded?")
     twice = json.dumps(json.dumps({"query": "Fabry disease", "k": 5}))
-    messages[5]["tool_calls"] = [call("c3", "medical_retriever", twice)]
+    messages[5]["tool_calls"] = [tool_call("c3", "medical_retriever", twice)]
     return messages
 
 

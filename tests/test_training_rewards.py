@@ -18,24 +18,11 @@ from medresearcher.training.rewards import (
     score_parts,
     task_reward,
 )
+from tests.trajectory_fixtures import hermes_call, verl_response
 
 GOLD = "Fabry disease"
 ALIASES = ["Anderson-Fabry disease", "alpha-galactosidase A deficiency"]
 QUESTION = "Which disorder is caused by variants in GLA? Which disorder is it?"
-
-
-def call(name: str, **arguments: object) -> str:
-    return f"<tool_call>\n{json.dumps({'name': name, 'arguments': arguments})}\n</tool_call>"
-
-
-def verl_text(*turns: tuple[str, str | None]) -> str:
-    """A multi-turn response as verl decodes it (special tokens skipped, role words left)."""
-    parts = []
-    for assistant, response in turns:
-        parts.append(assistant)
-        if response is not None:
-            parts.append(f"\nuser\n<tool_response>\n{response}\n</tool_response>\nassistant\n")
-    return "".join(parts)
 
 
 def trl_messages(answer: str, *, calls: int = 1) -> list[dict]:
@@ -63,9 +50,12 @@ def trl_messages(answer: str, *, calls: int = 1) -> list[dict]:
 
 
 def test_a_verl_decoded_response_gives_calls_results_turns_and_the_last_answer() -> None:
-    text = verl_text(
-        ("<think>look it up</think>" + call("web_search", queries=["GLA gene"]), "GLA → Fabry"),
-        (call("document_read", url_or_id="ORPHA:324"), "Fabry disease is X-linked"),
+    text = verl_response(
+        (
+            "<think>look it up</think>" + hermes_call("web_search", queries=["GLA gene"]),
+            "GLA → Fabry",
+        ),
+        (hermes_call("document_read", url_or_id="ORPHA:324"), "Fabry disease is X-linked"),
         ("<think>done</think>\n<answer>Fabry disease</answer>", None),
     )
     parsed = parse_completion(text)
@@ -82,7 +72,7 @@ def test_a_verl_decoded_response_gives_calls_results_turns_and_the_last_answer()
 
 def test_special_tokens_left_in_the_text_are_ignored() -> None:
     text = (
-        call("web_search", queries=["x"])
+        hermes_call("web_search", queries=["x"])
         + "<|im_end|>\n<|im_start|>user\n<tool_response>\nr\n</tool_response><|im_end|>\n"
         + "<|im_start|>assistant\n<answer>GLA</answer><|im_end|>"
     )
@@ -92,7 +82,7 @@ def test_special_tokens_left_in_the_text_are_ignored() -> None:
 
 
 def test_a_rollout_that_ends_in_a_call_has_no_answer() -> None:
-    text = verl_text(("thinking " + call("web_search", queries=["x"]), None))
+    text = verl_response(("thinking " + hermes_call("web_search", queries=["x"]), None))
     assert parse_completion(text).final_answer is None
 
 
@@ -131,7 +121,7 @@ def test_a_trajectory_uses_its_recorded_answer_and_skips_its_prompt() -> None:
 
 def test_the_rendered_text_layout_reads_tool_results_from_user_turns() -> None:
     messages = [
-        {"role": "assistant", "content": call("web_search", queries=["GLA"])},
+        {"role": "assistant", "content": hermes_call("web_search", queries=["GLA"])},
         {"role": "user", "content": "<tool_response>\nFabry disease\n</tool_response>"},
         {"role": "assistant", "content": "<answer>Fabry disease</answer>"},
     ]
@@ -149,7 +139,7 @@ def test_task_reward_is_one_for_the_gold_or_an_alias_and_zero_otherwise() -> Non
         "<answer>anderson-fabry disease</answer>",
         "<answer>Gaucher disease</answer>",
         "",
-        verl_text((call("web_search", queries=["Fabry disease"]), None)),
+        verl_response((hermes_call("web_search", queries=["Fabry disease"]), None)),
         trl_messages(GOLD),
     ]
     n = len(completions)
@@ -172,9 +162,9 @@ def test_a_reward_column_of_the_wrong_length_is_an_error() -> None:
 
 # -- composite ---------------------------------------------------------------------------------
 
-WASTEFUL = verl_text(
-    (call("web_search", queries=["GLA"]), "GLA causes Fabry disease"),
-    (call("web_search", queries=["GLA"]), "GLA causes Fabry disease"),
+WASTEFUL = verl_response(
+    (hermes_call("web_search", queries=["GLA"]), "GLA causes Fabry disease"),
+    (hermes_call("web_search", queries=["GLA"]), "GLA causes Fabry disease"),
     ("<answer>Fabry disease</answer>", None),
 )
 

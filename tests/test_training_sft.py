@@ -28,45 +28,18 @@ from medresearcher.training.data import (
     tokenize_conversation,
 )
 from medresearcher.training.tiny_model import build_tiny_model, load_qwen25_tokenizer
+from tests.trajectory_fixtures import (
+    MEDICAL_RETRIEVER_TOOL,
+    SYSTEM,
+    WEB_SEARCH_TOOL,
+    demo_qa,
+    tool_call,
+)
 
 # ---------------------------------------------------------------- shared data (also imported
 # by test_training_grpo.py and test_cli_train.py)
 
-TOOLS = [
-    {
-        "type": "function",
-        "function": {
-            "name": "web_search",
-            "description": "Search the web.",
-            "parameters": {
-                "type": "object",
-                "properties": {"queries": {"type": "array", "items": {"type": "string"}}},
-                "required": ["queries"],
-            },
-        },
-    },
-    {
-        "type": "function",
-        "function": {
-            "name": "medical_retriever",
-            "description": "Search the medical index.",
-            "parameters": {
-                "type": "object",
-                "properties": {"query": {"type": "string"}, "k": {"type": "integer"}},
-                "required": ["query"],
-            },
-        },
-    },
-]
-SYSTEM = "You are MedResearcher. Use the tools; end with <answer>…</answer>."
-
-
-def _call(call_id: str, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "id": call_id,
-        "type": "function",
-        "function": {"name": name, "arguments": json.dumps(arguments)},
-    }
+TOOLS = [WEB_SEARCH_TOOL, MEDICAL_RETRIEVER_TOOL]
 
 
 def demo_messages(question: str, answer: str) -> list[dict[str, Any]]:
@@ -80,8 +53,8 @@ def demo_messages(question: str, answer: str) -> list[dict[str, Any]]:
             "content": "Search broadly first.",
             "reasoning_content": "Angiokeratoma suggests a lysosomal disease.",
             "tool_calls": [
-                _call("c1", "web_search", {"queries": ["angiokeratoma gene"]}),
-                _call("c2", "medical_retriever", {"query": "angiokeratoma", "k": 3}),
+                tool_call("c1", "web_search", {"queries": ["angiokeratoma gene"]}),
+                tool_call("c2", "medical_retriever", {"query": "angiokeratoma", "k": 3}),
             ],
         },
         {"role": "tool", "tool_call_id": "c1", "content": f"[1] {answer} — corpus://ORPHA:324"},
@@ -89,7 +62,7 @@ def demo_messages(question: str, answer: str) -> list[dict[str, Any]]:
         {
             "role": "assistant",
             "content": "",
-            "tool_calls": [_call("c3", "medical_retriever", {"query": answer})],
+            "tool_calls": [tool_call("c3", "medical_retriever", {"query": answer})],
         },
         {"role": "tool", "tool_call_id": "c3", "content": f"{answer}: X-linked, GLA."},
         {"role": "user", "content": "Budget spent: answer now."},
@@ -124,19 +97,7 @@ def demo_records() -> tuple[list[Trajectory], list[QARecord]]:
                 created_at="2026-01-01T00:00:00+00:00",
             )
         )
-        records.append(
-            QARecord(
-                id=qa_id,
-                question=question,
-                answer=answer,
-                answer_aliases=[],
-                chain=["ORPHA:324", "has_phenotype", "HP:0001014"],
-                sample_id="S:1",
-                strategy="random_walk",
-                hops=1,
-                created_at="2026-01-01T00:00:00+00:00",
-            )
-        )
+        records.append(demo_qa(qa_id, question, answer))
     return trajectories, records
 
 

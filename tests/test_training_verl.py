@@ -6,7 +6,6 @@ check the bundle against verl's own Hydra config and tool loader)."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 from pathlib import Path
 
@@ -35,6 +34,7 @@ from medresearcher.training.verl_reward import compute_score, ground_truth_forms
 from medresearcher.training.verl_tools import MedResearcherTool
 from tests.conftest import run
 from tests.fakes.openai_server import Reply
+from tests.trajectory_fixtures import hermes_call, verl_response
 
 COUNT_Q = "It is a disorder linked to 6 genes. How many phenotypes does Orphanet annotate to it?"
 
@@ -55,19 +55,6 @@ def qa_record(**fields) -> QARecord:
         **fields,
     }
     return QARecord(**values)
-
-
-def call(name: str, **arguments: object) -> str:
-    return f"<tool_call>\n{json.dumps({'name': name, 'arguments': arguments})}\n</tool_call>"
-
-
-def response(*turns: tuple[str, str | None]) -> str:
-    out = []
-    for text, result in turns:
-        out.append(text)
-        if result is not None:
-            out.append(f"\nuser\n<tool_response>\n{result}\n</tool_response>\nassistant\n")
-    return "".join(out)
 
 
 @pytest.fixture(scope="module")
@@ -112,8 +99,8 @@ def score_row(row: dict, solution: str, **kwargs) -> dict:
 
 def test_compute_score_grades_an_export_row_and_returns_every_part(rl_rows) -> None:
     row = rl_rows[0]
-    good = response(
-        (call("web_search", queries=["GLA disorder"]), "GLA: Fabry disease"),
+    good = verl_response(
+        (hermes_call("web_search", queries=["GLA disorder"]), "GLA: Fabry disease"),
         ("<answer>Anderson-Fabry disease</answer>", None),
     )
     parts = score_row(row, good)
@@ -129,13 +116,13 @@ def test_compute_score_grades_an_export_row_and_returns_every_part(rl_rows) -> N
     }
     assert all(isinstance(v, float) for v in parts.values())  # verl averages them
     assert score_row(row, "<answer>Gaucher disease</answer>")["score"] == 0.0
-    assert score_row(row, call("web_search", queries=["x"]))["answered"] == 0.0
+    assert score_row(row, hermes_call("web_search", queries=["x"]))["answered"] == 0.0
 
 
 def test_the_weights_come_from_reward_kwargs(rl_rows) -> None:
-    wasteful = response(
-        (call("web_search", queries=["GLA"]), "GLA causes Fabry disease"),
-        (call("web_search", queries=["GLA"]), "GLA causes Fabry disease"),
+    wasteful = verl_response(
+        (hermes_call("web_search", queries=["GLA"]), "GLA causes Fabry disease"),
+        (hermes_call("web_search", queries=["GLA"]), "GLA causes Fabry disease"),
         ("<answer>Fabry disease</answer>", None),
     )
     default = score_row(rl_rows[0], wasteful)
@@ -172,9 +159,9 @@ def test_the_paradigm_is_looked_up_in_the_workspace_by_qa_id(rl_rows, tmp_path) 
         + "\n",
         encoding="utf-8",
     )
-    solution = response(
-        (call("clinical_reasoning", present_findings=["cataract"]), "ddx …"),
-        (call("web_search", queries=["phenotypes"]), "…"),
+    solution = verl_response(
+        (hermes_call("clinical_reasoning", present_findings=["cataract"]), "ddx …"),
+        (hermes_call("web_search", queries=["phenotypes"]), "…"),
         ("<answer>37</answer>", None),
     )
     # the export carries the paradigm; rows written before it did are looked up by qa_id

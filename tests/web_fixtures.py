@@ -45,6 +45,7 @@ from medresearcher.data import bundle_dir, iter_documents
 from medresearcher.kg import GraphStore
 from medresearcher.kg.io import import_records
 from medresearcher.schema import Entity, QARecord, Relation, Trajectory
+from medresearcher.web.headless import CHROMIUM, CHROMIUM_ARGS
 from medresearcher.workspace import JsonlWriter, Run, Workspace, read_jsonl
 
 __all__ = [
@@ -67,23 +68,12 @@ __all__ = [
     "web_workspace",
 ]
 
-CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS_DIR = Path(__file__).parent / "artifacts"
 EVIL_ID = "TEST:xss"
 EVIL_NAME = "<script>alert(1)</script>"
 TRAJECTORY_RUN = "web-path-guided"
 EVAL_RUN = "web-eval"
 N_QUESTIONS = 6
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 @dataclass
@@ -305,7 +295,7 @@ def chromium_browser() -> Iterator[Any]:
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+            executable_path=str(CHROMIUM), headless=True, args=list(CHROMIUM_ARGS)
         )
         try:
             yield browser

@@ -6,9 +6,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from medresearcher.cli.executor_opts import open_executor, record, shard_progress
-from medresearcher.cli.state import CliState, console
-from medresearcher.workspace import Run, progress_bar
+from medresearcher.cli.executor_opts import run_sharded
+from medresearcher.cli.state import CliState
 
 __all__ = ["evaluate_sharded"]
 
@@ -33,7 +32,6 @@ def evaluate_sharded(
     record the same fields.
     """
     from medresearcher.evaluation.runner import EvalCounts
-    from medresearcher.executor import run_job
     from medresearcher.executor.stage_eval import eval_job
 
     settings = state.settings
@@ -47,15 +45,17 @@ def evaluate_sharded(
         **options,
     )
     rollouts = int(options["rollouts"])
-    with (
-        Run(state.ws, "eval-run", settings) as manifest,
-        open_executor(settings, kind, address) as executor,
-        progress_bar(console) as progress,
-    ):
-        manifest.manifest["eval"] = dict(manifest_entry)
-        task = progress.add_task(f"eval ({kind})", total=len(work))
-        on_shard = shard_progress(progress, task, manifest, total=len(work), label="items")
-        report, _ = run_job(executor, job, work, on_shard=on_shard)
+    with run_sharded(
+        state,
+        "eval-run",
+        job,
+        work,
+        kind=kind,
+        address=address,
+        task=f"eval ({kind})",
+        label="items",
+        manifest={"eval": dict(manifest_entry)},
+    ) as (manifest, report):
         counts = EvalCounts(pairs=len(items) * rollouts)
         done_before = sum(len(w.payload["done"]) for w in work)
         counts.skipped = counts.pairs - len(work) * rollouts + done_before
@@ -66,7 +66,5 @@ def evaluate_sharded(
                 setattr(counts, key, value)
         for key, value in counts.to_dict().items():
             manifest.count(key, value)
-        usage = report.counts.get("usage") or {}
-        manifest.record_usage(usage)
-        record(manifest, kind, [report])
+    usage = report.counts.get("usage") or {}
     return counts, usage

@@ -8,7 +8,8 @@ Defaults come from ``[executor]`` in the config.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import typer
@@ -16,10 +17,20 @@ import typer
 from medresearcher.cli.state import console
 
 if TYPE_CHECKING:
+    from medresearcher.cli.state import CliState
     from medresearcher.config import Settings
-    from medresearcher.executor import Executor, ShardReport
+    from medresearcher.executor import Executor, ShardJob, ShardReport, WorkItem
+    from medresearcher.workspace import Run
 
-__all__ = ["ADDRESS", "EXECUTOR", "executor_kind", "open_executor", "record", "shard_progress"]
+__all__ = [
+    "ADDRESS",
+    "EXECUTOR",
+    "executor_kind",
+    "open_executor",
+    "record",
+    "run_sharded",
+    "shard_progress",
+]
 
 EXECUTOR: Any = typer.Option(
     None,
@@ -85,3 +96,42 @@ def record(run: Any, kind: str, reports: list[ShardReport]) -> None:
         "seconds": seconds,
     }
     console.print(f"[dim]{kind}: {shards} shards run, {reused} reused, {seconds:g} s[/]")
+
+
+@contextmanager
+def run_sharded(
+    state: CliState,
+    command: str,
+    job: ShardJob,
+    items: Sequence[WorkItem],
+    *,
+    kind: str,
+    address: str | None,
+    task: str,
+    label: str,
+    manifest: Mapping[str, Any] | None = None,
+) -> Iterator[tuple[Run, ShardReport]]:
+    """The ``--executor ray`` path of a batch command: ``job``'s ``items`` run and merged.
+
+    Opens the run manifest ``command`` (with ``manifest`` entries set first), the executor
+    and a progress bar (``task`` its title, ``label`` the monitor's unit), runs the job
+    (:func:`~medresearcher.executor.base.run_job`) and yields the manifest and the shards'
+    report, for the command to record its counts; then records the shards' token usage and
+    the executor's part of the manifest.
+    """
+    from medresearcher.executor import run_job
+    from medresearcher.workspace import Run, progress_bar
+
+    settings = state.settings
+    with (
+        Run(state.ws, command, settings) as run,
+        open_executor(settings, kind, address) as pool,
+        progress_bar(console) as progress,
+    ):
+        run.manifest.update(manifest or {})
+        bar = progress.add_task(task, total=len(items))
+        on_shard = shard_progress(progress, bar, run, total=len(items), label=label)
+        report, _ = run_job(pool, job, items, on_shard=on_shard)
+        yield run, report
+        run.record_usage(report.counts.get("usage") or {})
+        record(run, kind, [report])

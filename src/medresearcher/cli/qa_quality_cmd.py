@@ -178,25 +178,23 @@ def _calibrate_sharded(  # type: ignore[no-untyped-def]
     address: str | None,
 ) -> list[int]:
     """``--executor ray``: the records not calibrated yet as shards, merged by id."""
-    from medresearcher.cli.executor_opts import open_executor, record, shard_progress
-    from medresearcher.executor import run_job
+    from medresearcher.cli.executor_opts import run_sharded
     from medresearcher.executor.stage_quality import calibrate_job
 
-    settings = state.settings
     job, items = calibrate_job(
-        records, settings=settings, out_path=out_path, panel=panel, k=k, max_level=max_level
+        records, settings=state.settings, out_path=out_path, panel=panel, k=k, max_level=max_level
     )
-    with (
-        Run(state.ws, "qa-calibrate", settings) as run,
-        open_executor(settings, kind, address) as executor,
-        progress_bar(console) as progress,
-    ):
-        task = progress.add_task(f"calibrating ({kind})", total=len(items))
-        on_shard = shard_progress(progress, task, run, total=len(items), label="calibrating")
-        report, _ = run_job(executor, job, items, on_shard=on_shard)
+    with run_sharded(
+        state,
+        "qa-calibrate",
+        job,
+        items,
+        kind=kind,
+        address=address,
+        task=f"calibrating ({kind})",
+        label="calibrating",
+    ) as (run, report):
         run.count("calibrated", int(report.counts.get("calibrated", 0)))
-        run.record_usage(report.counts.get("usage") or {})
-        record(run, kind, [report])
     levels = report.counts.get("levels") or {}
     return [int(level) for level, n in sorted(levels.items()) for _ in range(int(n))]
 

@@ -211,29 +211,32 @@ def _generate_sharded(
     options: dict[str, Any],
 ) -> GenerationCounts:
     """``--executor ray``: the pending (record, rollout) items as shards, merged by id."""
-    from medresearcher.cli.executor_opts import open_executor, record, shard_progress
-    from medresearcher.executor import run_job
+    from medresearcher.cli.executor_opts import run_sharded
     from medresearcher.executor.stage_traj import generate_counts, generate_job
 
-    settings = state.settings
     job, items = generate_job(
-        records, settings=settings, out_path=out_path, policy=policy, endpoint=endpoint, **options
+        records,
+        settings=state.settings,
+        out_path=out_path,
+        policy=policy,
+        endpoint=endpoint,
+        **options,
     )
-    with (
-        Run(state.ws, f"traj-generate-{policy}", settings) as run,
-        open_executor(settings, kind, address) as executor,
-        progress_bar(console) as progress,
-    ):
-        run.manifest["params"] = {"policy": policy, "output": str(out_path), **options}
-        task = progress.add_task(f"trajectories ({policy}, {kind})", total=len(items))
-        on_shard = shard_progress(progress, task, run, total=len(items), label="trajectories")
-        report, _ = run_job(executor, job, items, on_shard=on_shard)
+    with run_sharded(
+        state,
+        f"traj-generate-{policy}",
+        job,
+        items,
+        kind=kind,
+        address=address,
+        task=f"trajectories ({policy}, {kind})",
+        label="trajectories",
+        manifest={"params": {"policy": policy, "output": str(out_path), **options}},
+    ) as (run, report):
         counts = generate_counts(records, report.counts, pending=len(items), **options)
         for key, value in counts.as_dict().items():
             if isinstance(value, int):
                 run.count(key, value)
-        run.record_usage(report.counts.get("usage") or {})
-        record(run, kind, [report])
     return counts
 
 

@@ -13,10 +13,10 @@ from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from medresearcher.cli.executor_opts import open_executor, record, shard_progress
-from medresearcher.cli.state import CliState, console
+from medresearcher.cli.executor_opts import run_sharded
+from medresearcher.cli.state import CliState
 from medresearcher.schema import QARecord, Trajectory
-from medresearcher.workspace import Run, progress_bar, read_jsonl
+from medresearcher.workspace import read_jsonl
 
 if TYPE_CHECKING:
     from medresearcher.synthesis.filters import FilterConfig
@@ -37,7 +37,6 @@ def filter_sharded(
     address: str | None,
 ) -> int:
     """``--executor ray``: the unfiltered trajectories as shards, merged by id."""
-    from medresearcher.executor import run_job
     from medresearcher.executor.stage_traj import filter_job
 
     settings = state.settings
@@ -51,20 +50,19 @@ def filter_sharded(
         judge_endpoint=judge,
         workers=workers,
     )
-    with (
-        Run(state.ws, "traj-filter", settings) as manifest,
-        open_executor(settings, kind, address) as pool,
-        progress_bar(console) as progress,
-    ):
-        manifest.manifest["filter_config"] = config.model_dump()
-        task = progress.add_task(f"filtering ({kind})", total=len(items))
-        on_shard = shard_progress(progress, task, manifest, total=len(items), label="filtering")
-        report, _ = run_job(pool, job, items, on_shard=on_shard)
+    with run_sharded(
+        state,
+        "traj-filter",
+        job,
+        items,
+        kind=kind,
+        address=address,
+        task=f"filtering ({kind})",
+        label="filtering",
+        manifest={"filter_config": config.model_dump()},
+    ) as (manifest, report):
         for key in ("passed", "rejected"):
             manifest.count(key, int(report.counts.get(key, 0)))
-        if report.counts.get("usage"):
-            manifest.record_usage(report.counts["usage"])
-        record(manifest, kind, [report])
     return len(items)
 
 
@@ -79,7 +77,6 @@ def rewrite_sharded(
     address: str | None,
 ) -> tuple[int, Counter[str]]:
     """``--executor ray``: the trajectories not rewritten yet as shards, merged by id."""
-    from medresearcher.executor import run_job
     from medresearcher.executor.stage_quality import rewrite_job
 
     settings = state.settings
@@ -91,16 +88,16 @@ def rewrite_sharded(
         endpoint=endpoint,
         workers=workers,
     )
-    with (
-        Run(state.ws, "traj-rewrite", settings) as manifest,
-        open_executor(settings, kind, address) as pool,
-        progress_bar(console) as progress,
-    ):
-        task = progress.add_task(f"rewriting ({kind})", total=len(items))
-        on_shard = shard_progress(progress, task, manifest, total=len(items), label="rewriting")
-        report, _ = run_job(pool, job, items, on_shard=on_shard)
+    with run_sharded(
+        state,
+        "traj-rewrite",
+        job,
+        items,
+        kind=kind,
+        address=address,
+        task=f"rewriting ({kind})",
+        label="rewriting",
+    ) as (manifest, report):
         for key in ("rewritten", "rejected"):
             manifest.count(key, int(report.counts.get(key, 0)))
-        manifest.record_usage(report.counts.get("usage") or {})
-        record(manifest, kind, [report])
     return len(items), Counter(report.counts.get("reasons") or {})

@@ -8,6 +8,7 @@ driver's), and each task opens what it needs with these helpers.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,9 +16,11 @@ from medresearcher.config import Settings
 from medresearcher.workspace import read_jsonl
 
 if TYPE_CHECKING:
+    from medresearcher.executor.base import WorkItem
     from medresearcher.kg import GraphStore
+    from medresearcher.workspace import JsonlWriter
 
-__all__ = ["open_graph", "output_ids", "settings_context", "settings_from"]
+__all__ = ["open_graph", "output_ids", "pending_items", "settings_context", "settings_from"]
 
 
 def settings_context(settings: Settings) -> dict[str, Any]:
@@ -46,3 +49,12 @@ def output_ids(path: Path, key: str = "id") -> set[str]:
     if not Path(path).is_file():
         return set()
     return {str(row[key]) for row in read_jsonl(path) if key in row}  # type: ignore[index]
+
+
+def pending_items(items: Sequence[WorkItem], *outputs: JsonlWriter) -> list[WorkItem]:
+    """The items of a shard that none of its ``outputs`` holds a record of yet.
+
+    A shard's writers are opened on its own resumable files, so after a crash they already
+    hold what the killed task wrote: a worker does only the rest.
+    """
+    return [item for item in items if not any(item.id in out for out in outputs)]

@@ -24,7 +24,13 @@ from typing import TYPE_CHECKING, Any
 from medresearcher.config import Settings
 from medresearcher.errors import MedResearcherError
 from medresearcher.executor.base import Executor, OutputSpec, ShardJob, ShardReport, WorkItem
-from medresearcher.executor.context import open_graph, output_ids, settings_context, settings_from
+from medresearcher.executor.context import (
+    open_graph,
+    output_ids,
+    pending_items,
+    settings_context,
+    settings_from,
+)
 from medresearcher.executor.shards import discard, shard_rows
 from medresearcher.executor.stage_traj import shard_dir
 from medresearcher.schema import QARecord, Sample
@@ -197,7 +203,7 @@ async def qa_shard(
     options = QABatchOptions(**context["options"])
     skip = set(context["skip"])
     out = outputs["candidates"]
-    todo = [item for item in items if item.id not in out]
+    todo = pending_items(items, out)
     counts = {"positions": 0, "written": 0}
     if not todo:
         return counts

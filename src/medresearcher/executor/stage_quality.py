@@ -17,7 +17,13 @@ from typing import Any
 
 from medresearcher.config import Settings
 from medresearcher.executor.base import OutputSpec, ShardJob, WorkItem
-from medresearcher.executor.context import open_graph, output_ids, settings_context, settings_from
+from medresearcher.executor.context import (
+    open_graph,
+    output_ids,
+    pending_items,
+    settings_context,
+    settings_from,
+)
 from medresearcher.executor.stage_traj import shard_dir
 from medresearcher.schema import QARecord, Trajectory
 from medresearcher.workspace import JsonlWriter, read_jsonl
@@ -149,11 +155,7 @@ async def rewrite_shard(
 
     settings = settings_from(context)
     kept, rejected = outputs["kept"], outputs["rejected"]
-    todo = [
-        Trajectory.model_validate(item.payload)
-        for item in items
-        if item.id not in kept and item.id not in rejected
-    ]
+    todo = [Trajectory.model_validate(i.payload) for i in pending_items(items, kept, rejected)]
     counts: dict[str, Any] = {"rewritten": 0, "rejected": 0, "reasons": {}}
 
     def write(outcome: Any) -> None:

@@ -19,7 +19,13 @@ from typing import TYPE_CHECKING, Any
 from medresearcher.config import Settings
 from medresearcher.errors import InputError
 from medresearcher.executor.base import OutputSpec, ShardJob, WorkItem
-from medresearcher.executor.context import open_graph, output_ids, settings_context, settings_from
+from medresearcher.executor.context import (
+    open_graph,
+    output_ids,
+    pending_items,
+    settings_context,
+    settings_from,
+)
 from medresearcher.executor.stage_traj import shard_dir
 from medresearcher.workspace import JsonlWriter, read_jsonl
 
@@ -110,7 +116,7 @@ async def mentions_shard(
     """Worker of :func:`mentions_job`: the graph's entities once, then each file."""
     from medresearcher.kg.mentions import MentionMatcher
 
-    todo = [item for item in items if item.id not in outputs["counts"]]
+    todo = pending_items(items, outputs["counts"])
     if not todo:
         return {"files": 0}
     with open_graph(settings_from(context)) as store:

@@ -21,6 +21,7 @@ from medresearcher.executor.base import OutputSpec, ShardJob, WorkItem
 from medresearcher.executor.context import (
     open_graph,
     output_ids,
+    pending_items,
     settings_context,
     settings_from,
 )
@@ -228,11 +229,8 @@ async def filter_shard(
     settings = settings_from(context)
     config = FilterConfig.model_validate(context["config"])
     records = {r["id"]: QARecord.model_validate(r) for r in context["records"]}
-    todo = [
-        Trajectory.model_validate(item.payload)
-        for item in items
-        if item.id not in outputs["passed"] and item.id not in outputs["rejected"]
-    ]
+    pending = pending_items(items, outputs["passed"], outputs["rejected"])
+    todo = [Trajectory.model_validate(item.payload) for item in pending]
     counts = {"passed": 0, "rejected": 0}
 
     def write(trajectory: Trajectory) -> None:

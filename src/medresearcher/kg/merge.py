@@ -27,17 +27,24 @@ from typing import Any
 from medresearcher.schema import Entity, Relation
 
 __all__ = [
+    "XREF_PREFERENCE",
     "EntityRow",
     "canonical_json",
     "first_contribution",
     "merge_entity",
     "merge_rows",
     "normalise_name",
+    "relation_columns",
     "relation_context",
     "row_of",
 ]
 
 _SPACE = re.compile(r"[\s\-_/,]+")
+
+# SQL ORDER BY over ``entity_id`` for the entity an xref resolves to when several entities
+# list it: the Orphanet record first (the graph is built around rare disorders; retrieval's
+# ``entity_of`` makes the same choice), then the smallest id.
+XREF_PREFERENCE = "(entity_id NOT LIKE 'ORPHA:%'), entity_id"
 
 
 def normalise_name(name: str) -> str:
@@ -58,6 +65,20 @@ def relation_context(relation: Relation) -> str:
     """The part of a relation's identity beyond its ends and predicate (the 6-tuple's
     temporal, spatial and clinical context), as one canonical string."""
     return canonical_json([relation.temporal, relation.spatial, relation.clinical])
+
+
+def relation_columns(relation: Relation) -> tuple[str, ...]:
+    """The key and qualifier columns of ``relation`` as the ``relations`` table stores them:
+    subject, predicate, object, context, then temporal, spatial and clinical as JSON."""
+    return (
+        relation.subj,
+        relation.pred,
+        relation.obj,
+        relation_context(relation),
+        canonical_json(relation.temporal),
+        canonical_json(relation.spatial),
+        canonical_json(relation.clinical),
+    )
 
 
 def first_contribution(candidates: Iterable[tuple[str, Any]]) -> tuple[str, Any]:

@@ -21,9 +21,15 @@ import psycopg
 from psycopg import sql
 
 from medresearcher.errors import ConfigError
-from medresearcher.kg.merge import EntityRow, normalise_name
+from medresearcher.kg.merge import normalise_name, relation_columns
 from medresearcher.kg.postgres_schema import DDL, STAGING_DDL, SqliteDialect
-from medresearcher.kg.postgres_write import MATCHES, PREFERRED, PostgresWriter, relation_columns
+from medresearcher.kg.postgres_write import MATCHES, PREFERRED, PostgresWriter
+from medresearcher.kg.store_reads import (
+    entity_of_row,
+    graph_stats,
+    networkx_graph,
+    relation_of_row,
+)
 from medresearcher.schema import Entity, Relation
 
 __all__ = ["PostgresGraphStore"]
@@ -40,35 +46,8 @@ _RELATION = (
 
 
 def _entity(row: Sequence[Any]) -> Entity:
-    stored = EntityRow.from_columns(row[:11])
-    return Entity(
-        id=stored.id,
-        type=stored.type,
-        name=stored.name,
-        aliases=list(row[11]),
-        xrefs=list(row[12]),
-        attrs=stored.attrs,
-        description=stored.description,
-        mentions=stored.mentions,
-        source=stored.source,
-    )
-
-
-def _relation(row: Sequence[Any]) -> Relation:
-    import json
-
-    subj, pred, obj, temporal, spatial, clinical, source, evidence, confidence = row
-    return Relation(
-        subj=subj,
-        pred=pred,
-        obj=obj,
-        temporal=json.loads(temporal),
-        spatial=json.loads(spatial),
-        clinical=json.loads(clinical),
-        source=source,
-        evidence=evidence,
-        confidence=confidence,
-    )
+    """An :data:`_ENTITY` row: the table's columns, then the aliases and xrefs arrays."""
+    return entity_of_row(row, row[11], row[12])
 
 
 def safe_dsn(dsn: str) -> str:
@@ -171,7 +150,7 @@ class PostgresGraphStore(PostgresWriter):
 
     def iter_relations(self) -> Iterator[Relation]:
         for row in self._stream(f"{_RELATION} ORDER BY r.subj, r.pred, r.obj, r.context"):
-            yield _relation(row)
+            yield relation_of_row(row)
 
     def sources_of(self, relation: Relation) -> list[str]:
         """Every source that asserted ``relation`` (its provenance)."""
@@ -227,7 +206,7 @@ class PostgresGraphStore(PostgresWriter):
                 query += f" AND (SELECT type FROM entities WHERE id = r.{other}) = ANY(%s)"
                 params.append(list(types))
             for row in self._q(query + " ORDER BY r.id", params):
-                relation = _relation(row)
+                relation = relation_of_row(row)
                 found.append((relation, getattr(relation, other)))
         entities = self.entities(other for _, other in found)
         return [(r, entities[o]) for r, o in found if o in entities]
@@ -246,7 +225,7 @@ class PostgresGraphStore(PostgresWriter):
             f"{_RELATION} WHERE r.subj = ANY(%s) AND r.obj = ANY(%s) ORDER BY r.id",
             (sorted(found), sorted(found)),
         )
-        return entities, [_relation(row) for row in rows]
+        return entities, [relation_of_row(row) for row in rows]
 
     def iter_relations_touching(self, ids: set[str]) -> Iterator[Relation]:
         wanted = sorted(ids)
@@ -255,7 +234,7 @@ class PostgresGraphStore(PostgresWriter):
             (wanted, wanted),
         )
         for row in rows.fetchall():
-            yield _relation(row)
+            yield relation_of_row(row)
 
     def to_networkx(self, ids: Iterable[str] | None = None) -> nx.MultiDiGraph:
         """The graph (or the subgraph induced by ``ids``) with every attribute on it."""
@@ -263,28 +242,10 @@ class PostgresGraphStore(PostgresWriter):
             entities, relations = list(self.iter_entities()), list(self.iter_relations())
         else:
             entities, relations = self.subgraph(ids)
-        graph = nx.MultiDiGraph()
-        for e in entities:
-            graph.add_node(e.id, **e.model_dump(exclude={"id"}))
-        for r in relations:
-            graph.add_edge(r.subj, r.obj, key=r.pred, **r.model_dump(exclude={"subj", "obj"}))
-        return graph
+        return networkx_graph(entities, relations)
 
     def stats(self) -> dict[str, Any]:
-        by_type = dict(self._q("SELECT type, count(*) FROM entities GROUP BY type ORDER BY 2 DESC"))
-        by_pred = dict(
-            self._q("SELECT pred, count(*) FROM relations GROUP BY pred ORDER BY 2 DESC")
-        )
-        by_source = self._q(
-            "SELECT source, count(*) FROM relation_sources GROUP BY source ORDER BY 2 DESC, 1"
-        ).fetchall()
-        return {
-            "entities": sum(by_type.values()),
-            "relations": sum(by_pred.values()),
-            "entities_by_type": by_type,
-            "relations_by_predicate": by_pred,
-            "relation_assertions_by_source": dict(by_source),
-        }
+        return graph_stats(lambda query: self._q(query).fetchall())
 
     # -- projections for sampling -------------------------------------------------------
 

@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING, Any
 
 from medresearcher.errors import InputError
 from medresearcher.kg.merge import (
+    XREF_PREFERENCE,
     EntityRow,
-    canonical_json,
     merge_entity,
     merge_rows,
     normalise_name,
-    relation_context,
+    relation_columns,
     row_of,
 )
 from medresearcher.schema import Entity, Relation
@@ -29,25 +29,13 @@ if TYPE_CHECKING:
 
     from medresearcher.kg.postgres_schema import SqliteDialect
 
-__all__ = ["MATCHES", "PREFERRED", "PostgresWriter", "relation_columns"]
+__all__ = ["MATCHES", "PREFERRED", "PostgresWriter"]
 
-# The id an xref resolves to when several entities list it: a non-Orphanet id first.
-PREFERRED = "(entity_id NOT LIKE 'ORPHA:%%'), entity_id"
+# The id an xref resolves to when several entities list it (the shared rule, with ``%``
+# escaped for psycopg's placeholders).
+PREFERRED = XREF_PREFERENCE.replace("%", "%%")
 # One relation by its key columns and its full context (the index holds the context's md5).
 MATCHES = "subj = %s AND pred = %s AND obj = %s AND md5(context) = md5(%s) AND context = %s"
-
-
-def relation_columns(relation: Relation) -> tuple[str, ...]:
-    """The key and qualifier columns of ``relation`` as the ``relations`` table stores them."""
-    return (
-        relation.subj,
-        relation.pred,
-        relation.obj,
-        relation_context(relation),
-        canonical_json(relation.temporal),
-        canonical_json(relation.spatial),
-        canonical_json(relation.clinical),
-    )
 
 
 class PostgresWriter:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -29,12 +28,19 @@ import networkx as nx
 
 from medresearcher.errors import InputError
 from medresearcher.kg.merge import (
+    XREF_PREFERENCE,
     EntityRow,
-    canonical_json,
     merge_entity,
     normalise_name,
+    relation_columns,
     relation_context,
     row_of,
+)
+from medresearcher.kg.store_reads import (
+    entity_of_row,
+    graph_stats,
+    networkx_graph,
+    relation_of_row,
 )
 from medresearcher.schema import Entity, Relation
 
@@ -64,10 +70,6 @@ CREATE TABLE IF NOT EXISTS relation_sources (
     relation_id INTEGER NOT NULL, source TEXT NOT NULL, evidence TEXT,
     confidence REAL NOT NULL, PRIMARY KEY (relation_id, source));
 """
-
-# When twins share an xref, the Orphanet record is the one to link to (the graph is built
-# around rare disorders; retrieval's entity_of makes the same choice).
-_PREFERRED = "(entity_id NOT LIKE 'ORPHA:%'), entity_id"
 
 
 class GraphStore:
@@ -149,7 +151,8 @@ class GraphStore:
                 self.db.execute(
                     "SELECT entity_id FROM (SELECT entity_id FROM xrefs WHERE xref IN "
                     f"({','.join('?' * len(keys))}) UNION SELECT id AS entity_id FROM entities "
-                    f"WHERE id IN ({','.join('?' * len(keys))})) ORDER BY {_PREFERRED} LIMIT 1",
+                    f"WHERE id IN ({','.join('?' * len(keys))})) "
+                    f"ORDER BY {XREF_PREFERENCE} LIMIT 1",
                     (*keys, *keys),
                 ).fetchone()
                 if keys
@@ -185,24 +188,16 @@ class GraphStore:
         for end, field in ((relation.subj, "subj"), (relation.obj, "obj")):
             if not self.db.execute("SELECT 1 FROM entities WHERE id = ?", (end,)).fetchone():
                 raise InputError(f"relation {record}: {field}: entity {end!r} is not in the graph")
-        context = relation_context(relation)
+        columns = relation_columns(relation)
         cursor = self.db.execute(
             "INSERT OR IGNORE INTO relations (subj, pred, obj, context, temporal, spatial, "
             "clinical) VALUES (?,?,?,?,?,?,?)",
-            (
-                relation.subj,
-                relation.pred,
-                relation.obj,
-                context,
-                canonical_json(relation.temporal),
-                canonical_json(relation.spatial),
-                canonical_json(relation.clinical),
-            ),
+            columns,
         )
         added = cursor.rowcount == 1
         relation_id = self.db.execute(
             "SELECT id FROM relations WHERE subj=? AND pred=? AND obj=? AND context=?",
-            (relation.subj, relation.pred, relation.obj, context),
+            columns[:4],
         ).fetchone()[0]
         self.db.execute(
             "INSERT INTO relation_sources VALUES (?,?,?,?) ON CONFLICT DO UPDATE SET "
@@ -228,30 +223,12 @@ class GraphStore:
         return found
 
     def _entity(self, row: tuple) -> Entity:
-        id_, type_, name, _, _, description, _, attrs, _, mentions, source = row
-        aliases = [
-            a
-            for (a,) in self.db.execute(
-                "SELECT alias FROM aliases WHERE entity_id = ? ORDER BY alias", (id_,)
-            )
-        ]
-        xrefs = [
-            x
-            for (x,) in self.db.execute(
-                "SELECT xref FROM xrefs WHERE entity_id = ? ORDER BY xref", (id_,)
-            )
-        ]
-        return Entity(
-            id=id_,
-            type=type_,
-            name=name,
-            aliases=aliases,
-            xrefs=xrefs,
-            attrs=json.loads(attrs),
-            description=description,
-            mentions=mentions,
-            source=source,
+        id_ = row[0]
+        aliases = self.db.execute(
+            "SELECT alias FROM aliases WHERE entity_id = ? ORDER BY alias", (id_,)
         )
+        xrefs = self.db.execute("SELECT xref FROM xrefs WHERE entity_id = ? ORDER BY xref", (id_,))
+        return entity_of_row(row, [a for (a,) in aliases], [x for (x,) in xrefs])
 
     def iter_entities(self) -> Iterator[Entity]:
         for row in self.db.execute("SELECT * FROM entities ORDER BY id").fetchall():
@@ -263,26 +240,16 @@ class GraphStore:
             yield self._relation(relation_id)
 
     def _relation(self, relation_id: int) -> Relation:
-        subj, pred, obj, temporal, spatial, clinical = self.db.execute(
+        columns = self.db.execute(
             "SELECT subj, pred, obj, temporal, spatial, clinical FROM relations WHERE id = ?",
             (relation_id,),
         ).fetchone()
-        source, evidence, confidence = self.db.execute(
+        first_source = self.db.execute(
             "SELECT source, evidence, confidence FROM relation_sources WHERE relation_id = ? "
             "ORDER BY source LIMIT 1",
             (relation_id,),
         ).fetchone()
-        return Relation(
-            subj=subj,
-            pred=pred,
-            obj=obj,
-            temporal=json.loads(temporal),
-            spatial=json.loads(spatial),
-            clinical=json.loads(clinical),
-            source=source,
-            evidence=evidence,
-            confidence=confidence,
-        )
+        return relation_of_row((*columns, *first_source))
 
     def sources_of(self, relation: Relation) -> list[str]:
         """Every source that asserted ``relation`` (its provenance)."""
@@ -323,7 +290,7 @@ class GraphStore:
         if self.db.execute("SELECT 1 FROM entities WHERE id = ?", (identifier,)).fetchone():
             return identifier
         row = self.db.execute(
-            f"SELECT entity_id FROM xrefs WHERE xref = ? ORDER BY {_PREFERRED}", (identifier,)
+            f"SELECT entity_id FROM xrefs WHERE xref = ? ORDER BY {XREF_PREFERENCE}", (identifier,)
         ).fetchone()
         return row[0] if row else None
 
@@ -388,12 +355,7 @@ class GraphStore:
             entities, relations = list(self.iter_entities()), list(self.iter_relations())
         else:
             entities, relations = self.subgraph(ids)
-        graph = nx.MultiDiGraph()
-        for e in entities:
-            graph.add_node(e.id, **e.model_dump(exclude={"id"}))
-        for r in relations:
-            graph.add_edge(r.subj, r.obj, key=r.pred, **r.model_dump(exclude={"subj", "obj"}))
-        return graph
+        return networkx_graph(entities, relations)
 
     # -- projections for sampling -------------------------------------------------------
 
@@ -439,30 +401,7 @@ class GraphStore:
         return int(n)
 
     def stats(self) -> dict[str, Any]:
-        by_type = dict(
-            self.db.execute(
-                "SELECT type, count(*) FROM entities GROUP BY type ORDER BY 2 DESC"
-            ).fetchall()
-        )
-        by_pred = dict(
-            self.db.execute(
-                "SELECT pred, count(*) FROM relations GROUP BY pred ORDER BY 2 DESC"
-            ).fetchall()
-        )
-        by_source: Counter[str] = Counter(
-            dict(
-                self.db.execute(
-                    "SELECT source, count(*) FROM relation_sources GROUP BY source"
-                ).fetchall()
-            )
-        )
-        return {
-            "entities": sum(by_type.values()),
-            "relations": sum(by_pred.values()),
-            "entities_by_type": by_type,
-            "relations_by_predicate": by_pred,
-            "relation_assertions_by_source": dict(by_source.most_common()),
-        }
+        return graph_stats(lambda query: self.db.execute(query).fetchall())
 
 
 def _chunks(items: list[str], size: int = 400) -> Iterator[list[str]]:

@@ -30,7 +30,14 @@ from medresearcher.config import AuthoritySettings
 from medresearcher.errors import InputError
 from medresearcher.schema import Document
 
-__all__ = ["authority_score", "authority_scores", "journal_key", "load_impact_table"]
+__all__ = [
+    "authority_score",
+    "authority_scores",
+    "document_journal",
+    "journal_impacts",
+    "journal_key",
+    "load_impact_table",
+]
 
 FALLBACK_TYPE = "article"
 
@@ -42,6 +49,18 @@ def journal_key(name_or_issn: str) -> str:
     if len(compact) == 8 and compact[:7].isdigit() and compact[7] in "0123456789Xx":
         return f"{compact[:4]}-{compact[4:]}".upper()
     return " ".join(text.casefold().replace(".", " ").split())
+
+
+def document_journal(document: Document) -> str:
+    """The lookup key of the document's journal (its ISSN if it has one, else its title),
+    '' when it names none: what the indexes store per document for :func:`journal_impacts`."""
+    journal = document.metadata.get("issn") or document.metadata.get("journal") or ""
+    return journal_key(journal) if isinstance(journal, str) and journal else ""
+
+
+def journal_impacts(journals: Sequence[str], table: Mapping[str, float]) -> np.ndarray:
+    """The impact factor of each journal key in ``table`` (NaN where unknown or '')."""
+    return np.array([table.get(j, np.nan) if j else np.nan for j in journals])
 
 
 def load_impact_table(path: str | Path) -> dict[str, float]:

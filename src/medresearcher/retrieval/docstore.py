@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from medresearcher.retrieval.authority import journal_key
+from medresearcher.retrieval.authority import document_journal
 from medresearcher.schema import SOURCE_TYPES, Document
 
 __all__ = ["DocStore", "write_docstore"]
@@ -47,8 +47,7 @@ def write_docstore(folder: Path, documents: Iterable[Document]) -> int:
             ids.append(doc.doc_id)
             types.append(type_code[doc.source_type])
             years.append(doc.year or 0)
-            journal = doc.metadata.get("issn") or doc.metadata.get("journal") or ""
-            journals.append(journal_key(journal) if isinstance(journal, str) and journal else "")
+            journals.append(document_journal(doc))
             for entity in doc.entity_ids:
                 entities.setdefault(entity, []).append(index)
     offsets.append(position)

@@ -45,10 +45,16 @@ import numpy as np
 
 from medresearcher.config import RetrievalSettings
 from medresearcher.errors import ConfigError, InputError
-from medresearcher.retrieval.authority import authority_scores, load_impact_table
-from medresearcher.retrieval.backend import EntityHit, SearchFilters, SearchHit, entity_of
+from medresearcher.retrieval.authority import authority_scores, journal_impacts, load_impact_table
+from medresearcher.retrieval.backend import EntityHit, SearchFilters, SearchHit
 from medresearcher.retrieval.dense import Embedder
-from medresearcher.retrieval.ranking import fuse, min_max, normalised_bm25, rerank
+from medresearcher.retrieval.ranking import (
+    fuse,
+    min_max,
+    normalised_bm25,
+    rank_entities,
+    ranked_hits,
+)
 from medresearcher.retrieval.retriever import embedder_for
 from medresearcher.retrieval.tokenize import TOKENIZER_VERSION, tokenize
 from medresearcher.schema import Document
@@ -345,22 +351,13 @@ class MilvusRetriever:
             dense = min_max(np.array([cosine[int(p)] for p in candidates], dtype=np.float64))
         relevance = fuse(config, candidates, lexical, dense, lex_ids, dense_ids)
         authority = self._authority([meta[int(p)] for p in candidates])
-        ranked, score, in_window = rerank(relevance, authority, lam, config)
-        top = ranked[:k]
-        doc_ids = [meta[int(candidates[i])]["doc_id"] for i in top]
-        documents = self._records(doc_ids)
-        return [
-            SearchHit(
-                document=documents[doc_id],
-                score=float(score[i]),
-                relevance=float(relevance[i]),
-                authority=float(authority[i]),
-                lexical=float(lexical[i]),
-                dense=None if dense is None else float(dense[i]),
-                reranked=i in in_window,
-            )
-            for i, doc_id in zip(top, doc_ids, strict=True)
-        ]
+
+        def documents(top: list[int]) -> list[Document]:
+            doc_ids = [meta[int(candidates[i])]["doc_id"] for i in top]
+            records = self._records(doc_ids)
+            return [records[doc_id] for doc_id in doc_ids]
+
+        return ranked_hits(relevance, authority, lexical, dense, lam, config, k, documents)
 
     def search_entities(
         self,
@@ -373,29 +370,26 @@ class MilvusRetriever:
     ) -> list[EntityHit]:
         """The ``k`` best entities, each with its best document and all its documents
         (``entity_field_weights`` for the lexical part), as in the embedded engine."""
-        hits = self.search(
+        return rank_entities(
+            self.search,
+            self._entity_documents,
+            self.settings,
             query,
-            k=max(5 * k, self.settings.candidates),
+            k=k,
             filters=filters,
             relevance_weight=relevance_weight,
             use_dense=use_dense,
-            field_weights=self.settings.entity_field_weights,
         )
-        best: dict[str, SearchHit] = {}
-        for hit in hits:
-            best.setdefault(entity_of(hit.document), hit)
-        chosen = list(best.items())[:k]
-        linked: dict[str, list[tuple[int, str]]] = {entity: [] for entity, _ in chosen}
-        if chosen:
-            expr = f"ARRAY_CONTAINS_ANY(entity_ids, {_string_list(list(linked))})"
-            for row in self._positions(expr, ["doc_id", "position", "entity_ids"]):
-                for entity in row["entity_ids"]:
-                    if entity in linked:
-                        linked[entity].append((int(row["position"]), row["doc_id"]))
-        return [
-            EntityHit(entity, hit, [d for _, d in sorted(linked[entity])] or [hit.document.doc_id])
-            for entity, hit in chosen
-        ]
+
+    def _entity_documents(self, entities: list[str]) -> dict[str, list[str]]:
+        """Each entity's document ids, in corpus order (one query for all of them)."""
+        linked: dict[str, list[tuple[int, str]]] = {entity: [] for entity in entities}
+        expr = f"ARRAY_CONTAINS_ANY(entity_ids, {_string_list(entities)})"
+        for row in self._positions(expr, ["doc_id", "position", "entity_ids"]):
+            for entity in row["entity_ids"]:
+                if entity in linked:
+                    linked[entity].append((int(row["position"]), row["doc_id"]))
+        return {entity: [d for _, d in sorted(found)] for entity, found in linked.items()}
 
     # ----------------------------------------------------------------------- helpers
     def _fill_cosine(
@@ -413,13 +407,10 @@ class MilvusRetriever:
 
     def _authority(self, rows: list[dict[str, Any]]) -> np.ndarray:
         """Auth of the candidates by the embedded engine's function (same weights, same now)."""
-        impacts = np.array(
-            [self._impacts.get(r["journal"], np.nan) if r["journal"] else np.nan for r in rows]
-        )
         return authority_scores(
             [r["source_type"] for r in rows],
             np.array([r["year"] for r in rows]),
-            impacts,
+            journal_impacts([r["journal"] for r in rows], self._impacts),
             self.settings.authority,
             current_year=self.current_year,
         )

@@ -32,7 +32,7 @@ import numpy as np
 
 from medresearcher.config import RetrievalSettings
 from medresearcher.errors import InputError
-from medresearcher.retrieval.authority import journal_key
+from medresearcher.retrieval.authority import document_journal
 from medresearcher.retrieval.dense import Embedder
 from medresearcher.retrieval.embedding_cache import CachedEmbedder
 from medresearcher.retrieval.milvus import (
@@ -162,13 +162,12 @@ def _row(doc: Document, position: int, fields: list[str]) -> dict[str, Any]:
             f"document {doc.doc_id}: its record is over {MAX_VARCHAR} bytes, Milvus's limit; "
             "split it into passages"
         )
-    journal = doc.metadata.get("issn") or doc.metadata.get("journal") or ""
     row: dict[str, Any] = {
         "doc_id": doc.doc_id,
         "position": position,
         "source_type": doc.source_type,
         "year": doc.year or 0,
-        "journal": journal_key(journal) if isinstance(journal, str) and journal else "",
+        "journal": document_journal(doc),
         "entity_ids": list(doc.entity_ids)[:MAX_ENTITY_IDS],
         RECORD: record,
         BODY: _fit(analyzed_text(document_text(doc))),

@@ -8,16 +8,31 @@ re-rank window live here once. See :mod:`medresearcher.retrieval.retriever` for 
 defaults are what they are (convex fusion, relevance floor 0.8).
 
 Candidates are addressed by their position in the arrays passed in; callers keep them in
-ascending document position so that ties break the same way in every backend.
+ascending document position so that ties break the same way in every backend. The shape of
+the results (:func:`ranked_hits`, :func:`rank_entities`) is shared too; a backend supplies
+only how it fetches documents.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
+
 import numpy as np
 
 from medresearcher.config import RetrievalSettings
+from medresearcher.retrieval.backend import EntityHit, SearchFilters, SearchHit, entity_of
+from medresearcher.schema import Document
 
-__all__ = ["RRF_K", "fuse", "min_max", "normalised_bm25", "rerank", "rrf"]
+__all__ = [
+    "RRF_K",
+    "fuse",
+    "min_max",
+    "normalised_bm25",
+    "rank_entities",
+    "ranked_hits",
+    "rerank",
+    "rrf",
+]
 
 RRF_K = 60
 
@@ -86,3 +101,72 @@ def rerank(
     reranked = sorted(window, key=lambda i: (-score[i], -relevance[i]))
     rest = [int(i) for i in order if int(i) not in in_window]
     return reranked + rest, score, in_window
+
+
+def ranked_hits(
+    relevance: np.ndarray,
+    authority: np.ndarray,
+    lexical: np.ndarray,
+    dense: np.ndarray | None,
+    lam: float,
+    settings: RetrievalSettings,
+    k: int,
+    documents: Callable[[list[int]], Sequence[Document]],
+) -> list[SearchHit]:
+    """The ``k`` best candidates as hits carrying every part of their score.
+
+    ``documents`` maps candidate indices (best first) to their documents, in that order:
+    the one thing a backend does its own way here.
+    """
+    order, score, in_window = rerank(relevance, authority, lam, settings)
+    top = order[:k]
+    return [
+        SearchHit(
+            document=document,
+            score=float(score[i]),
+            relevance=float(relevance[i]),
+            authority=float(authority[i]),
+            lexical=float(lexical[i]),
+            dense=None if dense is None else float(dense[i]),
+            reranked=i in in_window,
+        )
+        for i, document in zip(top, documents(top), strict=True)
+    ]
+
+
+def rank_entities(
+    search: Callable[..., list[SearchHit]],
+    documents_of: Callable[[list[str]], Mapping[str, list[str]]],
+    settings: RetrievalSettings,
+    query: str,
+    *,
+    k: int,
+    filters: SearchFilters | None,
+    relevance_weight: float | None,
+    use_dense: bool,
+) -> list[EntityHit]:
+    """The ``k`` best entities for ``query``, each with its best-ranked document and all its
+    documents.
+
+    ``search`` is the backend's document search, run wider (5·k, at least ``candidates``)
+    with ``entity_field_weights``; twins and several documents of one disease count once,
+    at their best rank. ``documents_of`` gives each chosen entity's document ids in corpus
+    order (the best hit's own document stands in when none is linked).
+    """
+    hits = search(
+        query,
+        k=max(5 * k, settings.candidates),
+        filters=filters,
+        relevance_weight=relevance_weight,
+        use_dense=use_dense,
+        field_weights=settings.entity_field_weights,
+    )
+    best: dict[str, SearchHit] = {}
+    for hit in hits:
+        best.setdefault(entity_of(hit.document), hit)
+    chosen = list(best.items())[:k]
+    linked = documents_of([entity for entity, _ in chosen]) if chosen else {}
+    return [
+        EntityHit(entity, hit, list(linked.get(entity, [])) or [hit.document.doc_id])
+        for entity, hit in chosen
+    ]

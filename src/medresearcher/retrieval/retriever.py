@@ -35,13 +35,19 @@ import numpy as np
 
 from medresearcher.config import RetrievalSettings
 from medresearcher.errors import InputError
-from medresearcher.retrieval.authority import authority_scores, load_impact_table
-from medresearcher.retrieval.backend import EntityHit, SearchFilters, SearchHit, entity_of
+from medresearcher.retrieval.authority import authority_scores, journal_impacts, load_impact_table
+from medresearcher.retrieval.backend import EntityHit, SearchFilters, SearchHit
 from medresearcher.retrieval.dense import DenseIndex, Embedder, HashingEmbedder, MiniLMEmbedder
 from medresearcher.retrieval.docstore import DocStore, write_docstore
 from medresearcher.retrieval.embedding_cache import CachedEmbedder
 from medresearcher.retrieval.fielded import FieldedLexicalIndex
-from medresearcher.retrieval.ranking import fuse, min_max, normalised_bm25, rerank
+from medresearcher.retrieval.ranking import (
+    fuse,
+    min_max,
+    normalised_bm25,
+    rank_entities,
+    ranked_hits,
+)
 from medresearcher.retrieval.topk import top_k
 from medresearcher.schema import Document
 
@@ -191,9 +197,12 @@ class EmbeddedRetriever:
     def _authority(self, current_year: int | None) -> np.ndarray:
         config = self.settings.authority
         table = load_impact_table(config.impact_table) if config.impact_table else {}
-        impacts = np.array([table.get(j, np.nan) if j else np.nan for j in self.docs.journals])
         return authority_scores(
-            self.docs.source_types, self.docs.years, impacts, config, current_year=current_year
+            self.docs.source_types,
+            self.docs.years,
+            journal_impacts(self.docs.journals, table),
+            config,
+            current_year=current_year,
         )
 
     def search(
@@ -246,8 +255,17 @@ class EmbeddedRetriever:
         dense = None
         if dense_ids.size and similarities is not None:
             dense = min_max(similarities[candidates].astype(np.float64))
-        relevance = self._fuse(candidates, lexical, dense, lex_ids, dense_ids)
-        return self._rank(candidates, relevance, lexical, dense, lam, k)
+        relevance = fuse(config, candidates, lexical, dense, lex_ids, dense_ids)
+        return ranked_hits(
+            relevance,
+            self.authority[candidates],
+            lexical,
+            dense,
+            lam,
+            config,
+            k,
+            lambda top: [self.docs.get(int(candidates[i])) for i in top],
+        )
 
     def search_entities(
         self,
@@ -264,59 +282,20 @@ class EmbeddedRetriever:
         several documents of one disease count once, at their best rank. The lexical part
         uses ``entity_field_weights``: genes and hallmark signs count most.
         """
-        hits = self.search(
+        return rank_entities(
+            self.search,
+            self._entity_documents,
+            self.settings,
             query,
-            k=max(5 * k, self.settings.candidates),
+            k=k,
             filters=filters,
             relevance_weight=relevance_weight,
             use_dense=use_dense,
-            field_weights=self.settings.entity_field_weights,
         )
-        best: dict[str, SearchHit] = {}
-        for hit in hits:
-            best.setdefault(entity_of(hit.document), hit)
-        results = []
-        for entity, hit in list(best.items())[:k]:
-            positions = self.docs.entities.get(entity, [])
-            doc_ids = [self.docs.ids[i] for i in positions] or [hit.document.doc_id]
-            results.append(EntityHit(entity, hit, doc_ids))
-        return results
 
-    def _fuse(
-        self,
-        candidates: np.ndarray,
-        lexical: np.ndarray,
-        dense: np.ndarray | None,
-        lex_ids: np.ndarray,
-        dense_ids: np.ndarray,
-    ) -> np.ndarray:
-        return fuse(self.settings, candidates, lexical, dense, lex_ids, dense_ids)
-
-    def _rank(
-        self,
-        candidates: np.ndarray,
-        relevance: np.ndarray,
-        lexical: np.ndarray,
-        dense: np.ndarray | None,
-        lam: float,
-        k: int,
-    ) -> list[SearchHit]:
-        authority = self.authority[candidates]
-        order, score, in_window = rerank(relevance, authority, lam, self.settings)
-        hits = []
-        for position in order[:k]:
-            hits.append(
-                SearchHit(
-                    document=self.docs.get(int(candidates[position])),
-                    score=float(score[position]),
-                    relevance=float(relevance[position]),
-                    authority=float(authority[position]),
-                    lexical=float(lexical[position]),
-                    dense=None if dense is None else float(dense[position]),
-                    reranked=position in in_window,
-                )
-            )
-        return hits
+    def _entity_documents(self, entities: list[str]) -> dict[str, list[str]]:
+        """Each entity's document ids, in corpus order."""
+        return {e: [self.docs.ids[i] for i in self.docs.entities.get(e, [])] for e in entities}
 
 
 def embedder_for(info: dict) -> Embedder:

@@ -32,6 +32,7 @@ __all__ = [
     "MESSAGE_TYPE",
     "VERL_SFT_SCHEMA",
     "decode_verl_sft_row",
+    "plain_python",
     "read_verl_sft",
     "verl_rl_row",
     "verl_rl_schema",
@@ -145,14 +146,15 @@ def verl_rl_row(
     }
 
 
-def _plain(value: Any) -> Any:
-    """Arrow / pandas values as plain Python (numpy arrays → lists), recursively."""
+def plain_python(value: Any) -> Any:
+    """Arrow / pandas / numpy values as plain Python (numpy arrays → lists, tuples → lists),
+    recursively: what a parquet row reads back as, in the form our records expect."""
     if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
+        return {k: plain_python(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [plain_python(v) for v in value]
     if hasattr(value, "tolist") and not isinstance(value, (str, bytes)):
-        return _plain(value.tolist())
+        return plain_python(value.tolist())
     return value
 
 
@@ -180,7 +182,7 @@ def decode_verl_sft_row(
     result equals the OpenAI export's messages and tools. Arguments stay JSON strings: pass
     the messages through ``template_ready`` right before a chat template.
     """
-    messages = [_drop_nulls(m) for m in _plain(row["messages"])]
+    messages = [_drop_nulls(m) for m in plain_python(row["messages"])]
     tools_text = row.get("tools")
     tools = json.loads(tools_text) if tools_text else []
     return messages, tools

@@ -30,7 +30,7 @@ from __future__ import annotations
 import json
 import os
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -104,23 +104,16 @@ def read_openai_export(path: str | os.PathLike[str]) -> list[SFTRow]:
     if not source.is_file():
         raise InputError(f"{source} does not exist: run `medresearcher traj export RUN` first")
     rows: list[SFTRow] = []
-    with source.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                data = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"{source}:{number}: not JSON ({exc.msg})") from None
-            messages = data.get("messages") if isinstance(data, dict) else None
-            if not isinstance(messages, list) or not messages:
-                raise InputError(f"{source}:{number}: field 'messages' must be a non-empty list")
-            tools = data.get("tools") or []
-            if isinstance(tools, str):
-                tools = json.loads(tools)
-            if not isinstance(tools, list):
-                raise InputError(f"{source}:{number}: field 'tools' must be a list of schemas")
-            rows.append(SFTRow(id=str(data.get("id", number)), messages=messages, tools=tools))
+    for number, data in _jsonl_values(source):
+        messages = data.get("messages") if isinstance(data, dict) else None
+        if not isinstance(messages, list) or not messages:
+            raise InputError(f"{source}:{number}: field 'messages' must be a non-empty list")
+        tools = data.get("tools") or []
+        if isinstance(tools, str):
+            tools = json.loads(tools)
+        if not isinstance(tools, list):
+            raise InputError(f"{source}:{number}: field 'tools' must be a list of schemas")
+        rows.append(SFTRow(id=str(data.get("id", number)), messages=messages, tools=tools))
     if not rows:
         raise InputError(f"{source} holds no rows")
     return rows
@@ -310,17 +303,25 @@ def load_grpo_prompts(
     )
 
 
-def _jsonl_objects(source: Path) -> list[tuple[int, dict[str, Any]]]:
-    rows = []
-    for number, line in enumerate(source.read_text(encoding="utf-8").splitlines(), 1):
-        if line.strip():
+def _jsonl_values(source: Path) -> Iterator[tuple[int, Any]]:
+    """(line number, decoded value) of each non-blank line; a bad line is an InputError."""
+    with source.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
             try:
                 data = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise InputError(f"{source}:{number}: not JSON ({exc.msg})") from None
-            if not isinstance(data, dict):
-                raise InputError(f"{source}:{number}: not a JSON object")
-            rows.append((number, data))
+            yield number, data
+
+
+def _jsonl_objects(source: Path) -> list[tuple[int, dict[str, Any]]]:
+    rows = []
+    for number, data in _jsonl_values(source):
+        if not isinstance(data, dict):
+            raise InputError(f"{source}:{number}: not a JSON object")
+        rows.append((number, data))
     return rows
 
 

@@ -38,7 +38,12 @@ from medresearcher.training.curriculum import (
     PassRateTracker,
     recording_reward,
 )
-from medresearcher.training.sft import LoraOptions, _LossLog, _use_bf16, load_model_and_tokenizer
+from medresearcher.training.sft import (
+    LoraOptions,
+    _metric_log,
+    _use_bf16,
+    load_model_and_tokenizer,
+)
 
 __all__ = [
     "GRPOOptions",
@@ -371,7 +376,7 @@ def run_grpo(
         processing_class=tokenizer,
         peft_config=options.lora.peft_config(),
         tools=list(tools) or None,
-        callbacks=[_LossLog(losses), _RewardLog(rewards_log)],
+        callbacks=[_metric_log(losses, "loss"), _metric_log(rewards_log, "reward")],
     )
     trainer.train()
     out = Path(options.output)
@@ -398,17 +403,3 @@ def run_grpo(
     }
     (out / "grpo_run.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     return result
-
-
-class _RewardLog:
-    """A ``TrainerCallback`` keeping the mean reward of every logged step."""
-
-    def __new__(cls, sink: list[float]) -> Any:
-        from transformers import TrainerCallback
-
-        class RewardLog(TrainerCallback):
-            def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kw: Any):
-                if logs and "reward" in logs:
-                    sink.append(float(logs["reward"]))
-
-        return RewardLog()

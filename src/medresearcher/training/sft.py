@@ -160,18 +160,17 @@ def load_model_and_tokenizer(model: str) -> tuple[Any, Any]:
     return AutoModelForCausalLM.from_pretrained(model, dtype=dtype), tokenizer
 
 
-class _LossLog:
-    """A ``TrainerCallback`` (built lazily) that keeps every logged training loss."""
+def _metric_log(sink: list[float], metric: str) -> Any:
+    """A ``TrainerCallback`` (built lazily: transformers loads only to train) that keeps
+    every logged value of ``metric`` (the training loss, GRPO's mean reward) in ``sink``."""
+    from transformers import TrainerCallback
 
-    def __new__(cls, sink: list[float]) -> Any:
-        from transformers import TrainerCallback
+    class MetricLog(TrainerCallback):
+        def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kw: Any):
+            if logs and metric in logs:
+                sink.append(float(logs[metric]))
 
-        class LossLog(TrainerCallback):
-            def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kw: Any):
-                if logs and "loss" in logs:
-                    sink.append(float(logs["loss"]))
-
-        return LossLog()
+    return MetricLog()
 
 
 def sft_config(options: SFTOptions) -> Any:
@@ -221,7 +220,7 @@ def run_sft(options: SFTOptions) -> SFTResult:
         train_dataset=dataset,
         processing_class=tokenizer,
         peft_config=options.lora.peft_config(),
-        callbacks=[_LossLog(losses)],
+        callbacks=[_metric_log(losses, "loss")],
     )
     outcome = trainer.train()
     out = Path(options.output)

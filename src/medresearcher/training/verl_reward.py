@@ -33,6 +33,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from medresearcher.synthesis.export_verl import plain_python
 from medresearcher.training.completion import parse_completion
 from medresearcher.training.rewards import RewardWeights, score_parts
 
@@ -42,20 +43,9 @@ log = logging.getLogger(__name__)
 _LOCK = threading.Lock()
 
 
-def _plain(value: Any) -> Any:
-    """Arrow / numpy values as plain Python (numpy arrays → lists), recursively."""
-    if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if hasattr(value, "tolist") and not isinstance(value, (str, bytes)):
-        return _plain(value.tolist())
-    return value
-
-
 def ground_truth_forms(ground_truth: Any) -> list[str]:
     """The accepted answers in a verl ``ground_truth``: text, a list, or ``{"target": [...]}``."""
-    value = _plain(ground_truth)
+    value = plain_python(ground_truth)
     if isinstance(value, Mapping):
         value = value.get("target", value.get("answer", []))
     if isinstance(value, str):
@@ -123,7 +113,7 @@ def compute_score(
     "wasted_calls", "answered"}``, every value a float (verl averages them in its logs).
     Keywords verl adds for reward models (``reward_router_address`` …) are ignored.
     """
-    info = _plain(dict(extra_info or {}))
+    info = plain_python(dict(extra_info or {}))
     forms = ground_truth_forms(ground_truth)
     answer = forms[0] if forms else None
     aliases = [*forms[1:], *(info.get("answer_aliases") or [])]

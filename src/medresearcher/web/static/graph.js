@@ -131,15 +131,7 @@
         data.edges,
         chainIds
       );
-      const list = document.getElementById("sample-chain");
-      clear(list);
-      data.chain.forEach((step, index) => {
-        list.append(
-          step.entity
-            ? el("li", { class: "entity", "data-id": step.entity, value: index / 2 }, step.name)
-            : el("li", { class: "predicate" }, step.predicate)
-        );
-      });
+      MR.renderChain(document.getElementById("sample-chain"), data.chain);
       say(`${counts()} · sample ${data.sample.strategy}, ${data.sample.hops} hops`);
     } catch (error) {
       say(error.message, true);

@@ -305,5 +305,30 @@
     container.append(sources);
   }
 
-  window.MR = { TYPE_COLOURS, colour, el, clear, getJSON, short, edgeKey, edgeLabel, edgeDetails, ForceGraph };
+  // A sample's chain (entity, predicate, entity, …) as the items of the ordered list `list`:
+  // entities numbered by hop, predicates between them (the explorer and the QA lab).
+  function renderChain(list, chain) {
+    clear(list);
+    chain.forEach((step, index) => {
+      list.append(
+        step.entity
+          ? el("li", { class: "entity", "data-id": step.entity, value: index / 2 }, step.name)
+          : el("li", { class: "predicate" }, step.predicate)
+      );
+    });
+  }
+
+  window.MR = {
+    TYPE_COLOURS,
+    colour,
+    el,
+    clear,
+    getJSON,
+    short,
+    edgeKey,
+    edgeLabel,
+    edgeDetails,
+    renderChain,
+    ForceGraph,
+  };
 })();

@@ -89,15 +89,7 @@
   }
 
   function showChain(data) {
-    const list = document.getElementById("lab-chain");
-    clear(list);
-    data.chain.forEach((step, index) => {
-      list.append(
-        step.entity
-          ? el("li", { class: "entity", "data-id": step.entity, value: index / 2 }, step.name)
-          : el("li", { class: "predicate" }, step.predicate)
-      );
-    });
+    MR.renderChain(document.getElementById("lab-chain"), data.chain);
     const edgeBox = document.getElementById("lab-edge");
     if (typeof window.d3 === "undefined") {
       edgeBox.textContent = "The drawing needs d3: run `make web-assets` (npm ci).";
