@@ -40,8 +40,8 @@ from medresearcher.training.curriculum import (
 )
 from medresearcher.training.sft import (
     LoraOptions,
+    _device_options,
     _metric_log,
-    _use_bf16,
     load_model_and_tokenizer,
 )
 
@@ -299,11 +299,10 @@ def grpo_config(options: GRPOOptions, reward_weights: Sequence[float]) -> Any:
         loss_type=options.loss_type,
         scale_rewards=options.scale_rewards,
         reward_weights=list(reward_weights),
-        gradient_checkpointing=options.gradient_checkpointing,
         logging_steps=options.logging_steps,
         save_strategy="steps" if options.save_model else "no",
         seed=options.seed,
-        bf16=_use_bf16(),
+        **_device_options(options.gradient_checkpointing),
         report_to="none",
     )
 

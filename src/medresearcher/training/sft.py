@@ -146,6 +146,26 @@ def _use_bf16() -> bool:
     return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
 
 
+def _device_options(enabled_checkpointing: bool) -> dict[str, Any]:
+    """Trainer arguments that depend on the installed transformers and the machine:
+    transformers ≥ 5.2x renamed ``gradient_checkpointing`` to ``activation_checkpointing``
+    (the old name warns), and pinned memory only helps when there is an accelerator."""
+    import torch
+    from transformers import TrainingArguments
+
+    fields = TrainingArguments.__dataclass_fields__
+    name = (
+        "activation_checkpointing"
+        if "activation_checkpointing" in fields
+        else "gradient_checkpointing"
+    )
+    return {
+        name: enabled_checkpointing,
+        "dataloader_pin_memory": torch.cuda.is_available(),
+        "bf16": _use_bf16(),
+    }
+
+
 def load_model_and_tokenizer(model: str) -> tuple[Any, Any]:
     """A causal LM and its tokenizer from a folder (or hub id); bf16 on capable GPUs."""
     import torch
@@ -188,12 +208,11 @@ def sft_config(options: SFTOptions) -> Any:
         warmup_steps=options.warmup,
         weight_decay=options.weight_decay,
         max_length=options.max_length,
-        gradient_checkpointing=options.gradient_checkpointing,
         logging_steps=options.logging_steps,
         save_steps=options.save_steps,
         save_strategy="steps" if options.save_model else "no",
         seed=options.seed,
-        bf16=_use_bf16(),
+        **_device_options(options.gradient_checkpointing),
         report_to="none",
         assistant_only_loss=False,  # our labels already hold -100 outside assistant turns
         packing=False,
