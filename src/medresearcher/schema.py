@@ -12,6 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from medresearcher.errors import ConfigError
+
 __all__ = [
     "MASK",
     "SOURCE_TYPES",
@@ -45,8 +47,9 @@ def utc_now() -> datetime:
         try:
             return datetime.fromtimestamp(int(epoch), tz=timezone.utc)
         except (ValueError, OverflowError, OSError):
-            raise ValueError(
-                f"SOURCE_DATE_EPOCH={epoch!r} is not a whole number of seconds since 1970"
+            raise ConfigError(
+                f"environment variable SOURCE_DATE_EPOCH={epoch!r} is not a whole number of "
+                "seconds since 1970"
             ) from None
     return datetime.now(timezone.utc)
 
