@@ -455,13 +455,12 @@ def policy_for(
 ) -> PathGuidedPolicy:
     """A path-guided policy for ``record``, with entity names from the workspace's KG."""
     if names_of is None:
-        from medresearcher.kg import open_graph_store
-        from medresearcher.workspace import Workspace
+        from medresearcher.kg import graph_exists, graph_location, open_graph_store
 
-        kg_path = Workspace(settings.workspace).kg_path
-        if settings.graph.backend == "sqlite" and not kg_path.exists():
+        if not graph_exists(settings):
             raise PolicyError(
-                f"{kg_path} does not exist: the path-guided policy reads entity names from the "
+                f"{graph_location(settings)} does not exist: the path-guided policy reads "
+                "entity names from the "
                 "knowledge graph (run `medresearcher kg import --demo` or `make demo`)"
             )
 

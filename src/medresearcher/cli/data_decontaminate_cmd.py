@@ -18,7 +18,6 @@ from rich.table import Table
 from medresearcher.cli.state import console, state_of
 from medresearcher.config import Settings
 from medresearcher.errors import InputError
-from medresearcher.workspace import Workspace
 
 __all__ = ["decontaminate", "read_training"]
 
@@ -54,9 +53,9 @@ def _against(pairs: list[str]) -> list[tuple[str, str, Path]]:
 
 def _names(settings: Settings, stack: ExitStack) -> Any:
     """KG id → name from the configured graph, when there is one (None otherwise)."""
-    from medresearcher.kg import open_graph_store
+    from medresearcher.kg import graph_exists, open_graph_store
 
-    if settings.graph.backend == "sqlite" and not Workspace(settings.workspace).kg_path.is_file():
+    if not graph_exists(settings):
         return None
     store = stack.enter_context(open_graph_store(settings))
 

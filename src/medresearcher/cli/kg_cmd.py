@@ -42,6 +42,7 @@ def import_(
     ),
 ) -> None:
     """Load entities and relations into <workspace>/kg.sqlite (importing twice is harmless)."""
+    from medresearcher.kg import graph_location
     from medresearcher.kg.io import import_records
 
     if path is None and not demo and bundle is None:
@@ -57,7 +58,7 @@ def import_(
     console.print(
         f"read {counts['entities']:,} entities and {counts['relations']:,} relations "
         f"from {folder}; the graph now holds {stats['entities']:,} entities and "
-        f"{stats['relations']:,} relations ({ws.kg_path})"
+        f"{stats['relations']:,} relations ({graph_location(state.settings)})"
     )
 
 

@@ -59,7 +59,7 @@ def generate(
     ray_address: str | None = ADDRESS,
 ) -> None:
     """Sample chains around rare anchors and write N checked questions (append-only)."""
-    from medresearcher.kg import open_graph_store
+    from medresearcher.kg import graph_location, open_graph_store
     from medresearcher.qa.batch import QABatchOptions, sampler_of
     from medresearcher.sampling import GraphView
 
@@ -98,7 +98,10 @@ def generate(
     with open_graph_store(settings) as store:
         view = GraphView.from_store(store)
         if not len(view):
-            raise InputError(f"{ws.kg_path} is empty: run `medresearcher kg import --demo` first")
+            raise InputError(
+                f"{graph_location(state.settings)} is empty: "
+                "run `medresearcher kg import --demo` first"
+            )
         pool = _anchors(anchors or ws.root / "seeds.jsonl", store)
         with (
             Run(ws, f"qa-generate-{writer}", settings) as run,

@@ -44,7 +44,7 @@ def sample(
     """Sample N subgraphs around rare anchors and write them to samples.jsonl (resumable)."""
     if ctx.invoked_subcommand is not None:
         return
-    from medresearcher.kg import open_graph_store
+    from medresearcher.kg import graph_location, open_graph_store
     from medresearcher.sampling import STRATEGIES, GraphView, mixed
 
     strategies = {**STRATEGIES, "mixed": mixed}  # mixed draws among the other four
@@ -56,7 +56,10 @@ def sample(
     with open_graph_store(state.settings) as store:
         view = GraphView.from_store(store)
         if not len(view):
-            raise InputError(f"{ws.kg_path} is empty: run `medresearcher kg import --demo` first")
+            raise InputError(
+                f"{graph_location(state.settings)} is empty: "
+                "run `medresearcher kg import --demo` first"
+            )
         pool = _anchors(anchors or ws.root / "seeds.jsonl", store)
     chosen = random.Random(seed).sample(pool, min(n, len(pool)))
     path = ws.root / f"{out}.jsonl"

@@ -87,6 +87,7 @@ def filter(
 ) -> None:
     """Apply the quality rules → <RUN>.filtered.jsonl and <RUN>.rejected.jsonl, with reasons."""
     from medresearcher.executor.stage_traj import filter_trajectories
+    from medresearcher.kg import graph_exists, graph_location
     from medresearcher.synthesis.filters import RULES, FilterConfig
 
     state = state_of(ctx)
@@ -116,9 +117,9 @@ def filter(
         _run_file(state, run, ".filtered"),
         _run_file(state, run, ".rejected"),
     )
-    if settings.graph.backend == "sqlite" and not state.ws.kg_path.is_file():
+    if not graph_exists(settings):
         console.print(
-            f"[yellow]no knowledge graph at {state.ws.kg_path}: the leak rule looks for "
+            f"[yellow]no knowledge graph at {graph_location(settings)}: the leak rule looks for "
             "entity ids and the answer's names only[/]"
         )
     kind = executor_kind(settings, executor)

@@ -26,7 +26,7 @@ from medresearcher.executor.context import (
     settings_from,
 )
 from medresearcher.schema import QARecord, Trajectory
-from medresearcher.workspace import JsonlWriter, Workspace
+from medresearcher.workspace import JsonlWriter
 
 __all__ = [
     "filter_job",
@@ -268,12 +268,10 @@ async def filter_trajectories(
     names from the workspace graph when there is one; without a graph it looks for ids and
     the answer only.
     """
+    from medresearcher.kg import graph_exists
     from medresearcher.synthesis.filters import apply_filters, judge_trajectory
 
-    has_graph = (
-        settings.graph.backend != "sqlite" or Workspace(settings.workspace).kg_path.is_file()
-    )
-    store = open_graph(settings) if has_graph else None
+    store = open_graph(settings) if graph_exists(settings) else None
 
     def names(record: QARecord | None) -> Mapping[str, Sequence[str]]:
         if record is None or store is None:

@@ -7,7 +7,13 @@
 - ``kg.expand``: growth by neighbour walks and by discovery through the retriever.
 """
 
-from medresearcher.kg.open import open_graph_store
+from medresearcher.kg.open import graph_exists, graph_location, open_graph_store
 from medresearcher.kg.store import GraphStore, normalise_name
 
-__all__ = ["GraphStore", "normalise_name", "open_graph_store"]
+__all__ = [
+    "GraphStore",
+    "graph_exists",
+    "graph_location",
+    "normalise_name",
+    "open_graph_store",
+]

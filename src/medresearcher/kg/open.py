@@ -24,7 +24,17 @@ if TYPE_CHECKING:
     from medresearcher.config import Settings
     from medresearcher.kg.postgres_store import PostgresGraphStore
 
-__all__ = ["graph_location", "open_graph_store"]
+__all__ = ["graph_exists", "graph_location", "open_graph_store"]
+
+
+def graph_exists(settings: Settings) -> bool:
+    """Whether there is a graph to open without creating one: the SQLite file exists, or
+    the graph is on PostgreSQL (where the server, not a file, says what it holds)."""
+    if settings.graph.backend != "sqlite":
+        return True
+    from medresearcher.workspace import Workspace
+
+    return Workspace(settings.workspace).kg_path.is_file()
 
 
 def graph_location(settings: Settings) -> str:

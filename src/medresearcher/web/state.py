@@ -43,7 +43,9 @@ T = TypeVar("T")
 def has_graph(settings: Settings) -> bool:
     """Whether there is a graph to show: always for PostgreSQL (the server says), else
     whether the workspace's SQLite file exists."""
-    return settings.graph.backend != "sqlite" or Workspace(settings.workspace).kg_path.is_file()
+    from medresearcher.kg import graph_exists
+
+    return graph_exists(settings)
 
 
 def open_graph_store(settings: Settings) -> GraphStore:
