@@ -186,45 +186,12 @@ def _add_hostile_entity(store: GraphStore) -> None:
 
 def _evaluate(ws: Workspace, settings: Settings, records: list[QARecord]) -> None:
     """A small evaluation run (path-guided, graded by rules) with its report and plots."""
-    from medresearcher.agent import AgentLimits
-    from medresearcher.evaluation.loaders import load_benchmark
-    from medresearcher.evaluation.metrics import compute_metrics
-    from medresearcher.evaluation.policies import make_grader, path_guided_policies
-    from medresearcher.evaluation.report import write_report
-    from medresearcher.evaluation.runner import load_results, results_writer, run_eval
-    from medresearcher.tools import build_toolbox
-
-    wanted = {r.id for r in records}
-    items = [i for i in load_benchmark("qa", ws.qa_path) if i.item_id in wanted]
-    folder = ws.eval_dir(EVAL_RUN)
-    results_path = folder / "results.jsonl"
-    trajectories_path = ws.trajectories_path(EVAL_RUN)
-    limits = AgentLimits.from_settings(settings.agent, max_turns=24)
-
-    async def go() -> None:
-        toolbox = build_toolbox(settings, ws)
-        try:
-            with results_writer(results_path) as results, JsonlWriter(trajectories_path) as linked:
-                await run_eval(
-                    items,
-                    benchmark="qa",
-                    results=results,
-                    trajectories=linked,
-                    policy_factory=path_guided_policies({r.id: r for r in records}, settings),
-                    toolbox=toolbox,
-                    limits=limits,
-                    grade_fn=make_grader(),
-                    rollouts=1,
-                    workers=2,
-                )
-        finally:
-            await toolbox.aclose()
+    from medresearcher.cli.demo_synthesis_steps import path_guided_evaluation
 
     with Run(ws, "eval-run", settings, argv=["eval", "run", "--run", EVAL_RUN]) as run:
-        asyncio.run(go())
-        results = load_results(results_path)
-        linked = list(read_jsonl(trajectories_path, Trajectory))
-        write_report(folder, compute_metrics(results, linked, k=(1,)), results, linked)
+        results, _, _ = path_guided_evaluation(
+            ws, settings, records, EVAL_RUN, max_turns=24, workers=2
+        )
         run.count("items", len(results))
 
 

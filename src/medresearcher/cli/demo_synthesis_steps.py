@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from typing import Any
 
 from rich.markup import escape
 from rich.table import Table
@@ -95,30 +96,53 @@ def trajectories(ws: Workspace, settings: Settings, run: Run, records: list[QARe
 
 def evaluation(ws: Workspace, settings: Settings, run: Run, records: list[QARecord]) -> None:
     """Step 8: evaluate the path-guided policy on held-back questions, with its report."""
-    from medresearcher.agent import AgentLimits
-    from medresearcher.evaluation.loaders import load_benchmark
-    from medresearcher.evaluation.metrics import compute_metrics
-    from medresearcher.evaluation.policies import (
-        make_grader,
-        path_guided_policies,
-        path_guided_turns,
-    )
-    from medresearcher.evaluation.report import write_report
-    from medresearcher.evaluation.runner import load_results, results_writer, run_eval
-    from medresearcher.tools import build_toolbox
+    from medresearcher.evaluation.policies import path_guided_turns
 
     console.print(
         "\n[bold cyan]8. Evaluation[/] (medresearcher eval run --benchmark qa --policy "
         f"path_guided --rollouts 1; eval report {DEMO_EVAL_RUN})"
     )
-    held_back = {r.id for r in records}
-    items = [i for i in load_benchmark("qa", ws.qa_path) if i.item_id in held_back]
-    folder = ws.eval_dir(DEMO_EVAL_RUN)
-    results_path = folder / "results.jsonl"
-    trajectories_path = ws.trajectories_path(DEMO_EVAL_RUN)
-    limits = AgentLimits.from_settings(
-        settings.agent, max_turns=path_guided_turns(records, settings.agent.max_turns)
+    max_turns = path_guided_turns(records, settings.agent.max_turns)
+    results, metrics, paths = path_guided_evaluation(
+        ws, settings, records, DEMO_EVAL_RUN, max_turns=max_turns, workers=4
     )
+    accuracy = metrics["accuracy"]
+    value, interval = accuracy["avg_pass@1"], accuracy.get("ci") or [None, None]
+    shown = f"{value:.0%}" if isinstance(value, float) else "n/a"
+    if isinstance(interval[0], float):
+        shown += f" (95 % CI {interval[0]:.0%}–{interval[1]:.0%})"
+    console.print(
+        f"{len(results)} held-back questions graded by rules: avg pass@1 {shown}; "
+        f"report {escape(str(paths['html']))}"
+    )
+    run.count("eval_results", len(results))
+
+
+def path_guided_evaluation(
+    ws: Workspace,
+    settings: Settings,
+    records: list[QARecord],
+    eval_run: str,
+    *,
+    max_turns: int,
+    workers: int,
+) -> tuple[list[Any], dict[str, Any], dict[str, Any]]:
+    """Run the offline path-guided policy on ``records`` (one rollout, graded by rules) into
+    ``eval/<eval_run>/`` with its report; returns the results, metrics and report paths."""
+    from medresearcher.agent import AgentLimits
+    from medresearcher.evaluation.loaders import load_benchmark
+    from medresearcher.evaluation.metrics import compute_metrics
+    from medresearcher.evaluation.policies import make_grader, path_guided_policies
+    from medresearcher.evaluation.report import write_report
+    from medresearcher.evaluation.runner import load_results, results_writer, run_eval
+    from medresearcher.tools import build_toolbox
+
+    wanted = {r.id for r in records}
+    items = [i for i in load_benchmark("qa", ws.qa_path) if i.item_id in wanted]
+    folder = ws.eval_dir(eval_run)
+    results_path = folder / "results.jsonl"
+    trajectories_path = ws.trajectories_path(eval_run)
+    limits = AgentLimits.from_settings(settings.agent, max_turns=max_turns)
 
     async def go() -> None:
         toolbox = build_toolbox(settings, ws)
@@ -137,7 +161,7 @@ def evaluation(ws: Workspace, settings: Settings, run: Run, records: list[QAReco
                     limits=limits,
                     grade_fn=make_grader(),
                     rollouts=1,
-                    workers=4,
+                    workers=workers,
                 )
         finally:
             await toolbox.aclose()
@@ -146,17 +170,7 @@ def evaluation(ws: Workspace, settings: Settings, run: Run, records: list[QAReco
     results = load_results(results_path)
     linked = list(read_jsonl(trajectories_path, Trajectory))
     metrics = compute_metrics(results, linked, k=(1,))
-    paths = write_report(folder, metrics, results, linked)
-    accuracy = metrics["accuracy"]
-    value, interval = accuracy["avg_pass@1"], accuracy.get("ci") or [None, None]
-    shown = f"{value:.0%}" if isinstance(value, float) else "n/a"
-    if isinstance(interval[0], float):
-        shown += f" (95 % CI {interval[0]:.0%}–{interval[1]:.0%})"
-    console.print(
-        f"{len(results)} held-back questions graded by rules: avg pass@1 {shown}; "
-        f"report {escape(str(paths['html']))}"
-    )
-    run.count("eval_results", len(results))
+    return results, metrics, write_report(folder, metrics, results, linked)
 
 
 def _pct(share: float) -> str:
